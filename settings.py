@@ -1,0 +1,67 @@
+"""Configuration read from the environment (``REFUNDS_*``), every value with a working default."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+TimeoutAction = Literal["approve", "reject"]
+
+
+class Settings(BaseSettings):
+    """Everything a worker, the CLI and the dev server need to agree on."""
+
+    model_config = SettingsConfigDict(env_prefix="REFUNDS_", extra="ignore")
+
+    temporal_address: str = "localhost:7233"
+    namespace: str = "default"
+    task_queue: str = "refunds"
+    database_url: str = "sqlite:///var/refunds.db"
+    reviewers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["reviewer-1", "reviewer-2"]
+    )
+    timezone: str = "Asia/Shanghai"
+    holiday_country: str = "CN"
+    review_timeout_action: TimeoutAction = "approve"
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+    ui_port: int = 8233
+
+    @field_validator("reviewers", mode="before")
+    @classmethod
+    def _split_reviewers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone {value!r}") from err
+        return value
+
+    @field_validator("holiday_country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        code = value.strip().upper()
+        if code not in holidays.list_supported_countries():
+            raise ValueError(f"no holiday calendar for country {value!r}")
+        return code
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

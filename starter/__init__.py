@@ -1,0 +1,1 @@
+"""Client side: the ``refunds`` command line and the helpers it uses to talk to Temporal."""

@@ -1,0 +1,292 @@
+"""Certificates, their orders and payment legs: loading, reading and the status changes of a refund.
+
+Every change takes the refund id and is idempotent, so an activity retried after a crash finds the
+change already made and does nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from storage.schema import certificates, orders, payment_legs
+from workflows.models import Certificate, CertificateStatus, Order, PaymentLeg
+
+CENT = Decimal("0.01")
+
+
+class CertificateNotFoundError(LookupError):
+    """No certificate with that id in the system of record."""
+
+
+class SeedConflictError(ValueError):
+    """A record in a seed file differs from what the system of record already holds."""
+
+
+class StatusConflictError(RuntimeError):
+    """The certificate is held by another refund, or is in a state this change cannot apply to."""
+
+
+@dataclass
+class SeedReport:
+    inserted: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def to_cents(amount: Decimal) -> int:
+    return int((amount / CENT).to_integral_exact())
+
+
+def from_cents(cents: int) -> Decimal:
+    return (Decimal(cents) * CENT).quantize(CENT)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CertificateStore:
+    """Reads and changes certificates in one database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def seed(self, records: Sequence[Certificate]) -> SeedReport:
+        """Load ``records`` in one transaction: all of them or, on any conflict, none."""
+        report = SeedReport()
+        try:
+            with self.engine.begin() as conn:
+                self._seed_all(conn, records, report)
+        except IntegrityError as err:
+            raise SeedConflictError(
+                "an order id in the file is already used by another certificate"
+            ) from err
+        return report
+
+    def _seed_all(
+        self, conn: Connection, records: Sequence[Certificate], report: SeedReport
+    ) -> None:
+        for record in records:
+            existing = self._read(conn, record.certificate_id)
+            if existing is None:
+                self._insert(conn, record)
+                report.inserted.append(record.certificate_id)
+            elif _seed_fields(existing) == _seed_fields(record):
+                report.unchanged.append(record.certificate_id)
+            else:
+                raise SeedConflictError(
+                    f"certificate {record.certificate_id} already exists with different data"
+                )
+
+    def get(self, certificate_id: str) -> Certificate:
+        with self.engine.connect() as conn:
+            found = self._read(conn, certificate_id)
+        if found is None:
+            raise CertificateNotFoundError(f"no certificate {certificate_id!r}")
+        return found
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return len(conn.execute(select(certificates.c.certificate_id)).all())
+
+    def mark_refund_pending(self, certificate_id: str, refund_id: str) -> CertificateStatus:
+        """Hold the certificate for ``refund_id`` while it is reviewed."""
+        with self.engine.begin() as conn:
+            row = self._row(conn, certificate_id)
+            if row["pending_refund_id"] == refund_id:
+                return CertificateStatus(row["status"])
+            if row["status"] == CertificateStatus.REFUND_PENDING:
+                raise StatusConflictError(
+                    f"certificate {certificate_id} is held by {row['pending_refund_id']}"
+                )
+            if row["status"] in (CertificateStatus.REFUNDED, CertificateStatus.REVOKED):
+                raise StatusConflictError(f"certificate {certificate_id} is {row['status']}")
+            self._set(
+                conn,
+                certificate_id,
+                status=CertificateStatus.REFUND_PENDING,
+                status_before_refund=row["status"],
+                pending_refund_id=refund_id,
+            )
+            return CertificateStatus.REFUND_PENDING
+
+    def restore(self, certificate_id: str, refund_id: str) -> CertificateStatus:
+        """Give the certificate back its status from before ``refund_id`` held it."""
+        with self.engine.begin() as conn:
+            row = self._row(conn, certificate_id)
+            if row["pending_refund_id"] != refund_id:
+                return CertificateStatus(row["status"])
+            status = CertificateStatus(row["status_before_refund"])
+            self._set(
+                conn,
+                certificate_id,
+                status=status,
+                status_before_refund=None,
+                pending_refund_id=None,
+            )
+            return status
+
+    def mark_refunded(self, certificate_id: str, refund_id: str) -> CertificateStatus:
+        with self.engine.begin() as conn:
+            row = self._row(conn, certificate_id)
+            if row["status"] == CertificateStatus.REFUNDED:
+                return CertificateStatus.REFUNDED
+            held_by_other = row["pending_refund_id"] not in (None, refund_id)
+            if held_by_other:
+                raise StatusConflictError(
+                    f"certificate {certificate_id} is held by {row['pending_refund_id']}"
+                )
+            self._set(
+                conn,
+                certificate_id,
+                status=CertificateStatus.REFUNDED,
+                status_before_refund=None,
+                pending_refund_id=None,
+            )
+            return CertificateStatus.REFUNDED
+
+    def set_status(self, conn: Connection, certificate_id: str, status: CertificateStatus) -> None:
+        """Change the status inside a caller's transaction (used by the certificate authority)."""
+        self._set(conn, certificate_id, status=status)
+
+    def cancel_order(self, certificate_id: str, refund_id: str) -> str:
+        """Cancel the certificate's order for ``refund_id``; returns the order id."""
+        with self.engine.begin() as conn:
+            order = (
+                conn.execute(select(orders).where(orders.c.certificate_id == certificate_id))
+                .mappings()
+                .first()
+            )
+            if order is None:
+                raise CertificateNotFoundError(f"no order for certificate {certificate_id!r}")
+            if order["status"] == "cancelled":
+                if order["cancelled_by"] != refund_id:
+                    raise StatusConflictError(
+                        f"order {order['order_id']} was cancelled by {order['cancelled_by']}"
+                    )
+                return str(order["order_id"])
+            conn.execute(
+                update(orders)
+                .where(orders.c.order_id == order["order_id"])
+                .values(status="cancelled", cancelled_by=refund_id, cancelled_at=_now())
+            )
+            return str(order["order_id"])
+
+    def order_status(self, certificate_id: str) -> str:
+        with self.engine.connect() as conn:
+            status = conn.execute(
+                select(orders.c.status).where(orders.c.certificate_id == certificate_id)
+            ).scalar_one()
+            return str(status)
+
+    def _row(self, conn: Connection, certificate_id: str) -> RowMapping:
+        row = (
+            conn.execute(
+                select(certificates).where(certificates.c.certificate_id == certificate_id)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise CertificateNotFoundError(f"no certificate {certificate_id!r}")
+        return row
+
+    def _set(self, conn: Connection, certificate_id: str, **values: Any) -> None:
+        conn.execute(
+            update(certificates)
+            .where(certificates.c.certificate_id == certificate_id)
+            .values(updated_at=_now(), **values)
+        )
+
+    def _read(self, conn: Connection, certificate_id: str) -> Certificate | None:
+        row = (
+            conn.execute(
+                select(certificates).where(certificates.c.certificate_id == certificate_id)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        order = (
+            conn.execute(select(orders).where(orders.c.certificate_id == certificate_id))
+            .mappings()
+            .one()
+        )
+        legs = conn.execute(
+            select(payment_legs)
+            .where(payment_legs.c.order_id == order["order_id"])
+            .order_by(payment_legs.c.leg_index)
+        ).mappings()
+        return Certificate(
+            certificate_id=row["certificate_id"],
+            owner=row["owner"],
+            product=row["product"],
+            free=row["free"],
+            validation=row["validation"],
+            purchased_at=row["purchased_at"],
+            issued_at=row["issued_at"],
+            expires_at=row["expires_at"],
+            status=row["status"],
+            order=Order(
+                order_id=order["order_id"],
+                currency=order["currency"],
+                payments=[
+                    PaymentLeg(
+                        channel=leg["channel"],
+                        amount=from_cents(leg["amount_cents"]),
+                        reference=leg["reference"],
+                    )
+                    for leg in legs
+                ],
+            ),
+        )
+
+    def _insert(self, conn: Connection, record: Certificate) -> None:
+        conn.execute(
+            insert(certificates).values(
+                certificate_id=record.certificate_id,
+                owner=record.owner,
+                product=record.product.value,
+                free=record.free,
+                validation=record.validation.value,
+                purchased_at=record.purchased_at,
+                issued_at=record.issued_at,
+                expires_at=record.expires_at,
+                status=(record.status or CertificateStatus.PAID).value,
+                updated_at=_now(),
+            )
+        )
+        conn.execute(
+            insert(orders).values(
+                order_id=record.order.order_id,
+                certificate_id=record.certificate_id,
+                currency=record.order.currency,
+                status="open",
+            )
+        )
+        for index, leg in enumerate(record.order.payments):
+            conn.execute(
+                insert(payment_legs).values(
+                    order_id=record.order.order_id,
+                    leg_index=index,
+                    channel=leg.channel.value,
+                    amount_cents=to_cents(leg.amount),
+                    reference=leg.reference,
+                )
+            )
+
+
+def _seed_fields(record: Certificate) -> dict[str, Any]:
+    """What a seed file sets; the status is the system's own once loaded."""
+    data = record.model_dump(mode="json", exclude={"status"})
+    for key in ("purchased_at", "issued_at", "expires_at"):
+        value = getattr(record, key)
+        data[key] = value.astimezone(UTC).isoformat() if value else None
+    return data

@@ -1,0 +1,138 @@
+"""Tables of the system of record. Amounts are stored as whole cents, times as UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        converted = value.astimezone(UTC)
+        return converted.replace(tzinfo=None) if dialect.name == "sqlite" else converted
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("certificate_id", String(64), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("product", String(8), nullable=False),
+    Column("free", Boolean, nullable=False),
+    Column("validation", String(16), nullable=False),
+    Column("purchased_at", UTCDateTime, nullable=False),
+    Column("issued_at", UTCDateTime),
+    Column("expires_at", UTCDateTime),
+    Column("status", String(16), nullable=False),
+    Column("status_before_refund", String(16)),
+    Column("pending_refund_id", String(128)),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column(
+        "certificate_id",
+        String(64),
+        ForeignKey("certificates.certificate_id"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False, default="open"),
+    Column("cancelled_by", String(128)),
+    Column("cancelled_at", UTCDateTime),
+)
+
+payment_legs = Table(
+    "payment_legs",
+    metadata,
+    Column("order_id", String(64), ForeignKey("orders.order_id"), primary_key=True),
+    Column("leg_index", Integer, primary_key=True),
+    Column("channel", String(16), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("reference", String(64), nullable=False),
+)
+
+payment_returns = Table(
+    "payment_returns",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("refund_id", String(128), nullable=False, index=True),
+    Column("certificate_id", String(64), nullable=False),
+    Column("leg_index", Integer, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("original_channel", String(16), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reference", String(64), nullable=False),
+    Column("transaction_id", String(64), nullable=False, unique=True),
+    Column("returned_at", UTCDateTime, nullable=False),
+)
+
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("certificate_id", String(64), primary_key=True),
+    Column("refund_id", String(128), nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=False),
+)
+
+support_tickets = Table(
+    "support_tickets",
+    metadata,
+    Column("refund_id", String(128), primary_key=True),
+    Column("certificate_id", String(64), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("contact_kind", String(16), nullable=False),
+    Column("contact_value", String(64), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("refund_id", String(128), nullable=False),
+    Column("owner", String(64), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=False),
+    UniqueConstraint("refund_id", "state", name="uq_notification_once"),
+)

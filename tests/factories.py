@@ -1,0 +1,60 @@
+"""Certificates for tests, built relative to a chosen instant."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from workflows.models import Certificate
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def shanghai(year: int, month: int, day: int, hour: int = 12, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=SHANGHAI)
+
+
+def certificate(
+    certificate_id: str = "cas-test",
+    *,
+    purchased_at: datetime,
+    issued_at: datetime | None = None,
+    expires_at: datetime | str | None = "default",
+    validation: str | None = None,
+    product: str = "DV",
+    free: bool = False,
+    payments: list[dict[str, str]] | None = None,
+    owner: str = "user-1",
+    status: str | None = None,
+) -> Certificate:
+    if expires_at == "default":
+        expires_at = (issued_at or purchased_at) + timedelta(days=365)
+    data: dict[str, Any] = {
+        "certificate_id": certificate_id,
+        "owner": owner,
+        "product": product,
+        "free": free,
+        "validation": validation or ("validated" if issued_at else "not_submitted"),
+        "purchased_at": purchased_at,
+        "issued_at": issued_at,
+        "expires_at": expires_at,
+        "order": {
+            "order_id": f"ord-{certificate_id}",
+            "currency": "CNY",
+            "payments": payments
+            if payments is not None
+            else [
+                {"channel": "alipay", "amount": "199.00", "reference": "ali-1"},
+                {"channel": "voucher", "amount": "50.00", "reference": "vch-1"},
+            ],
+        },
+    }
+    if status is not None:
+        data["status"] = status
+    return Certificate.model_validate(data)
+
+
+def seed_record(cert: Certificate) -> dict[str, Any]:
+    """The JSON a seed file holds for ``cert``."""
+    return cert.model_dump(mode="json", exclude={"status"})

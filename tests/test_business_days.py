@@ -1,0 +1,54 @@
+"""Business days on the ``holidays`` calendars, with China's make-up working days."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from workflows.business_days import BusinessCalendar
+
+CN = BusinessCalendar("CN")
+
+
+def test_national_day_week_is_skipped():
+    assert CN.add_business_days(date(2026, 9, 30), 1).day == date(2026, 10, 8)
+
+
+def test_make_up_saturday_is_a_business_day():
+    assert CN.is_business_day(date(2026, 10, 10))
+    assert CN.add_business_days(date(2026, 10, 9), 1).day == date(2026, 10, 10)
+
+
+def test_make_up_sunday_before_national_day():
+    assert CN.add_business_days(date(2026, 9, 19), 1).day == date(2026, 9, 20)
+
+
+def test_spring_festival_2026():
+    assert CN.add_business_days(date(2026, 2, 13), 1).day == date(2026, 2, 14)
+    assert not CN.is_business_day(date(2026, 2, 16))
+    assert CN.add_business_days(date(2026, 2, 14), 1).day == date(2026, 2, 24)
+
+
+def test_ordinary_weekend_is_skipped():
+    assert CN.add_business_days(date(2026, 11, 27), 1).day == date(2026, 11, 30)
+
+
+def test_zero_days_is_the_same_day():
+    assert CN.add_business_days(date(2026, 11, 27), 0).day == date(2026, 11, 27)
+
+
+def test_counting_between_dates():
+    assert CN.business_days_between(date(2026, 9, 30), date(2026, 10, 10)) == 3
+    assert CN.business_days_between(date(2026, 10, 10), date(2026, 10, 10)) == 0
+
+
+def test_a_year_without_a_published_schedule_is_reported():
+    counted = CN.add_business_days(date(2026, 12, 20), 15)
+    assert counted.day == date(2027, 1, 11)
+    assert len(counted.warnings) == 1
+    assert "2027" in counted.warnings[0]
+
+
+def test_countries_without_make_up_days_never_warn():
+    counted = BusinessCalendar("US").add_business_days(date(2026, 12, 20), 15)
+    assert counted.day == date(2027, 1, 12)
+    assert counted.warnings == []

@@ -1,0 +1,139 @@
+"""``refunds seed`` and ``refunds check`` as a user runs them: output, JSON and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from starter.cli import run
+from tests.factories import certificate, seed_record, shanghai
+
+PURCHASED = shanghai(2026, 11, 20, 10)
+
+
+def write_seed(path: Path, records: list[dict[str, object]]) -> Path:
+    path.write_text(json.dumps(records), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def seed_file(tmp_path):
+    records = [
+        seed_record(certificate("cas-1", purchased_at=PURCHASED)),
+        seed_record(certificate("cas-2", purchased_at=PURCHASED, issued_at=shanghai(2026, 11, 21))),
+    ]
+    return write_seed(tmp_path / "seed.json", records)
+
+
+def run_json(capsys, *args: str):
+    assert run([*args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_seed_then_check(database_url, seed_file, capsys):
+    assert run_json(capsys, "seed", str(seed_file)) == {
+        "inserted": ["cas-1", "cas-2"],
+        "unchanged": [],
+    }
+    again = run_json(capsys, "seed", str(seed_file))
+    assert again["inserted"] == [] and again["unchanged"] == ["cas-1", "cas-2"]
+    decision = run_json(capsys, "check", "cas-1", "--at", "2026-11-22T10:00:00+08:00")
+    assert decision["outcome"] == "auto_approve"
+    assert decision["rule"] == "unissued-within-5-days"
+    assert decision["refund_amount"] == "199.00"
+    assert decision["legs"] == [{"channel": "alipay", "amount": "199.00", "reference": "ali-1"}]
+    review = run_json(capsys, "check", "cas-2", "--at", "2026-11-26T16:30:00Z")
+    assert review["outcome"] == "manual_review"
+    assert review["rule"] == "issued-within-28-days"
+    assert review["review_deadline"] is not None
+
+
+def test_check_changes_nothing(database_url, seed_file, store, capsys):
+    run(["seed", str(seed_file)])
+    before = store.get("cas-2")
+    run(["check", "cas-2"])
+    assert store.get("cas-2") == before
+
+
+def test_human_output_is_a_panel(database_url, seed_file, capsys):
+    run(["seed", str(seed_file)])
+    capsys.readouterr()
+    assert run(["check", "cas-1", "--at", "2026-11-30T10:00:00+08:00"]) == 0
+    out = capsys.readouterr().out
+    assert "manual_review" in out and "unissued-after-5-days" in out and "199.00 CNY" in out
+
+
+def test_a_file_with_one_bad_record_loads_nothing(database_url, tmp_path, store, capsys):
+    good = seed_record(certificate("cas-1", purchased_at=PURCHASED))
+    bad = seed_record(certificate("cas-2", purchased_at=PURCHASED))
+    bad["order"]["payments"][0]["amount"] = 12.5
+    path = write_seed(tmp_path / "bad.json", [good, bad])
+    assert run(["seed", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "record 2 (cas-2)" in err and "never floats" in err
+    assert store.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "content", "message"),
+    [
+        (["check", "nope"], None, "unknown certificate 'nope'"),
+        (["check", "cas-1", "--at", "yesterday"], None, "not an ISO 8601 time"),
+        (["check", "cas-1", "--at", "2026-11-22T10:00:00"], None, "has no offset"),
+        (["check", "cas-1", "--at", "2020-01-01T00:00:00Z"], None, "before the certificate"),
+        (["seed", "FILE"], "{not json", "not valid JSON"),
+        (["seed", "FILE"], '{"a": 1}', "expected a JSON list"),
+        (["seed", "FILE"], '[{"certificate_id": "x"}]', "record 1 (x)"),
+        (["seed", "missing.json"], None, "no such file"),
+        (["check"], None, "Missing argument"),
+        (["frobnicate"], None, "No such command"),
+    ],
+)
+def test_user_mistakes_give_one_line(
+    database_url, seed_file, tmp_path, capsys, args, content, message
+):
+    run(["seed", str(seed_file)])
+    capsys.readouterr()
+    if content is not None:
+        path = tmp_path / "input.json"
+        path.write_text(content, encoding="utf-8")
+        args = [str(path) if a == "FILE" else a for a in args]
+    code = run(args)
+    captured = capsys.readouterr()
+    assert code != 0
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("refunds: error:")
+    assert message in lines[0]
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_bad_configuration_is_one_line(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("REFUNDS_TIMEZONE", "Mars/Olympus")
+    from settings import get_settings
+
+    get_settings.cache_clear()
+    assert run(["check", "cas-1"]) == 1
+    assert "REFUNDS_TIMEZONE" in capsys.readouterr().err
+
+
+def test_the_installed_command_exits_cleanly(database_url, seed_file):
+    refunds = Path(sys.executable).with_name("refunds")
+    done = subprocess.run(
+        [str(refunds), "seed", str(seed_file), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["inserted"] == ["cas-1", "cas-2"]
+    failed = subprocess.run(
+        [str(refunds), "check", "missing"], capture_output=True, text=True, check=False
+    )
+    assert failed.returncode == 1
+    assert failed.stderr == "refunds: error: unknown certificate 'missing'\n"

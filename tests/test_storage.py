@@ -1,0 +1,101 @@
+"""The system of record: atomic, idempotent seeding and idempotent status changes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from storage.certificates import (
+    CertificateNotFoundError,
+    SeedConflictError,
+    StatusConflictError,
+)
+from tests.factories import certificate, shanghai
+
+PURCHASED = shanghai(2026, 11, 20, 10)
+
+
+def test_a_seeded_certificate_reads_back_identically(store):
+    cert = certificate(
+        "cas-1",
+        purchased_at=PURCHASED,
+        payments=[
+            {"channel": "alipay", "amount": "199.99", "reference": "a"},
+            {"channel": "voucher", "amount": "0.01", "reference": "v"},
+        ],
+    )
+    store.seed([cert])
+    loaded = store.get("cas-1")
+    assert loaded == cert
+    assert loaded.order.payments[0].amount == Decimal("199.99")
+    assert loaded.purchased_at == PURCHASED
+
+
+def test_seeding_twice_changes_nothing(store):
+    certs = [certificate(f"cas-{i}", purchased_at=PURCHASED) for i in range(3)]
+    first = store.seed(certs)
+    second = store.seed(certs)
+    assert first.inserted == ["cas-0", "cas-1", "cas-2"]
+    assert second.inserted == []
+    assert second.unchanged == ["cas-0", "cas-1", "cas-2"]
+    assert store.count() == 3
+
+
+def test_reseeding_does_not_undo_a_refund(store):
+    cert = certificate("cas-1", purchased_at=PURCHASED)
+    store.seed([cert])
+    store.mark_refunded("cas-1", "refund-cas-1")
+    store.seed([cert])
+    assert store.get("cas-1").status == "refunded"
+
+
+def test_a_conflicting_record_loads_nothing(store):
+    store.seed([certificate("cas-1", purchased_at=PURCHASED)])
+    changed = certificate("cas-1", purchased_at=PURCHASED, owner="someone-else")
+    with pytest.raises(SeedConflictError, match="cas-1"):
+        store.seed([certificate("cas-new", purchased_at=PURCHASED), changed])
+    with pytest.raises(CertificateNotFoundError):
+        store.get("cas-new")
+
+
+def test_a_reused_order_id_loads_nothing(store):
+    store.seed([certificate("cas-1", purchased_at=PURCHASED)])
+    clash = certificate("cas-2", purchased_at=PURCHASED).model_copy(
+        update={"order": store.get("cas-1").order}
+    )
+    with pytest.raises(SeedConflictError, match="order id"):
+        store.seed([clash])
+    assert store.count() == 1
+
+
+def test_review_hold_and_restore_are_idempotent(store):
+    issued = PURCHASED
+    store.seed([certificate("cas-1", purchased_at=PURCHASED, issued_at=issued)])
+    assert store.mark_refund_pending("cas-1", "r1") == "refund_pending"
+    assert store.mark_refund_pending("cas-1", "r1") == "refund_pending"
+    with pytest.raises(StatusConflictError):
+        store.mark_refund_pending("cas-1", "r2")
+    assert store.restore("cas-1", "r1") == "issued"
+    assert store.restore("cas-1", "r1") == "issued"
+    assert store.get("cas-1").status == "issued"
+
+
+def test_restore_by_another_refund_changes_nothing(store):
+    store.seed([certificate("cas-1", purchased_at=PURCHASED)])
+    store.mark_refund_pending("cas-1", "r1")
+    assert store.restore("cas-1", "r2") == "refund_pending"
+
+
+def test_cancel_order_is_idempotent_per_refund(store):
+    store.seed([certificate("cas-1", purchased_at=PURCHASED)])
+    assert store.cancel_order("cas-1", "r1") == "ord-cas-1"
+    assert store.cancel_order("cas-1", "r1") == "ord-cas-1"
+    assert store.order_status("cas-1") == "cancelled"
+    with pytest.raises(StatusConflictError):
+        store.cancel_order("cas-1", "r2")
+
+
+def test_unknown_certificate(store):
+    with pytest.raises(CertificateNotFoundError):
+        store.get("nope")

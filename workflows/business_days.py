@@ -1,0 +1,80 @@
+"""Business days in a country's holiday calendar, including make-up working days (China's 调休).
+
+Some governments publish each year's holiday schedule late in the year before; until then the
+``holidays`` package only knows the rule-based holidays. A count that runs into such a year is
+still made, but it comes back with a warning instead of silently treating the year as complete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import lru_cache
+
+import holidays
+
+_HISTORY_YEARS = 10
+
+
+@dataclass(frozen=True)
+class BusinessDayCount:
+    """The day reached by counting, and what is uncertain about it."""
+
+    day: date
+    warnings: list[str] = field(default_factory=list)
+
+
+class BusinessCalendar:
+    """Working days of one country: weekends and public holidays off, make-up days on."""
+
+    def __init__(self, country: str = "CN") -> None:
+        self.country = country.upper()
+
+    def _calendar(self, first: int, last: int) -> holidays.HolidayBase:
+        return _calendar_for(self.country, first, last)
+
+    def is_business_day(self, day: date) -> bool:
+        return bool(self._calendar(day.year, day.year).is_working_day(day))
+
+    def add_business_days(self, start: date, count: int) -> BusinessDayCount:
+        """The ``count``-th business day after ``start`` (``start`` itself is not counted)."""
+        if count < 0:
+            raise ValueError("count must be zero or more")
+        if count == 0:
+            return BusinessDayCount(start, self.unpublished_warnings(start.year, start.year))
+        # Two spare years cover any holiday season the count could run through.
+        calendar = self._calendar(start.year, start.year + 1 + count // 200)
+        day = calendar.get_nth_working_day(start, count)
+        return BusinessDayCount(day, self.unpublished_warnings(start.year, day.year))
+
+    def business_days_between(self, start: date, end: date) -> int:
+        """Business days after ``start`` up to and including ``end`` (0 when ``end <= start``)."""
+        if end <= start:
+            return 0
+        calendar = self._calendar(start.year, end.year)
+        return int(calendar.get_working_days_count(start + timedelta(days=1), end))
+
+    def unpublished_warnings(self, first: int, last: int) -> list[str]:
+        latest = _latest_published_year(self.country, last)
+        if latest is None:
+            return []
+        return [
+            f"the {self.country} holiday schedule for {year} is not published yet; "
+            f"business days in {year} count weekends and fixed holidays only"
+            for year in range(first, last + 1)
+            if year > latest
+        ]
+
+
+@lru_cache(maxsize=64)
+def _calendar_for(country: str, first: int, last: int) -> holidays.HolidayBase:
+    return holidays.country_holidays(country, years=range(first, last + 1))
+
+
+@lru_cache(maxsize=64)
+def _latest_published_year(country: str, until: int) -> int | None:
+    """The last year with make-up working days, for countries that have them; else ``None``."""
+    calendar = _calendar_for(country, until - _HISTORY_YEARS, until)
+    years = {day.year for day in getattr(calendar, "weekend_workdays", ())}
+    recent = {year for year in years if year > until - _HISTORY_YEARS}
+    return max(recent) if recent else None
