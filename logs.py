@@ -7,12 +7,17 @@ import sys
 from typing import Literal
 
 import structlog
+from temporalio import activity, workflow
 
 
 def configure_logging(fmt: Literal["console", "json"] = "console", level: str = "INFO") -> None:
     """Route structlog and the standard library (Temporal's own loggers) through one renderer."""
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        structlog.stdlib.ExtraAdder(),
+        _bind_temporal_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -44,6 +49,23 @@ def configure_logging(fmt: Literal["console", "json"] = "console", level: str = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+def _bind_temporal_ids(
+    _logger: object, _name: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """Flatten the SDK's ``temporal_workflow``/``temporal_activity`` extras into the ids we use."""
+    for key in ("temporal_workflow", "temporal_activity"):
+        details = event.pop(key, None)
+        if isinstance(details, dict):
+            workflow_id = details.get("workflow_id")
+            event.setdefault("refund_id", workflow_id)
+            event["workflow_id"] = workflow_id
+            event["run_id"] = details.get("run_id") or details.get("workflow_run_id")
+            if "activity_type" in details:
+                event["activity"] = details["activity_type"]
+                event["attempt"] = details.get("attempt")
+    return event
 
 
 def _identity(

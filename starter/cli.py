@@ -2,23 +2,47 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
+import structlog
 import typer
 from pydantic import ValidationError
 
+from logs import configure_logging
 from settings import Settings, get_settings
+from starter.client import RefundClient, connect, refund_client
+from starter.demo_data import demo_certificates
+from starter.devserver import DevServerOptions, parse_address, run_up
 from starter.errors import UserError
-from starter.render import console, decision_panel, print_json
+from starter.render import (
+    console,
+    decision_panel,
+    pending_table,
+    print_json,
+    status_json,
+    status_panel,
+)
 from storage.certificates import CertificateNotFoundError, CertificateStore, SeedConflictError
 from storage.database import open_database
 from storage.seed_file import SeedFileError, describe_validation_error, read_seed_file
+from worker import run_worker
 from workflows.business_days import BusinessCalendar
-from workflows.models import Outcome
+from workflows.models import (
+    ApproveInput,
+    CancelInput,
+    OperatorInput,
+    Outcome,
+    RefundReason,
+    RefundRequest,
+    RejectInput,
+)
 from workflows.policy import evaluate, refund_action_shown, review_deadline
 
 app = typer.Typer(
@@ -28,6 +52,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+T = TypeVar("T")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a readable view.")]
 
@@ -112,6 +138,217 @@ def check(
         print_json(data)
         return
     console.print(decision_panel(decision, deadline, settings.zone))
+
+
+ReviewerOption = Annotated[str, typer.Option("--reviewer", help="Your reviewer id.")]
+
+
+def _request(**fields: object) -> RefundRequest:
+    try:
+        return RefundRequest.model_validate(fields)
+    except ValidationError as err:
+        raise UserError(describe_validation_error(err)) from None
+
+
+async def _with_client(settings: Settings, work: Callable[[RefundClient], Awaitable[T]]) -> T:
+    async with refund_client(settings) as refunds:
+        return await work(refunds)
+
+
+def _call(settings: Settings, work: Callable[[RefundClient], Awaitable[T]]) -> T:
+    return asyncio.run(_with_client(settings, work))
+
+
+@app.command()
+def submit(
+    certificate_id: Annotated[str, typer.Argument(help="The certificate to refund.")],
+    requester: Annotated[str, typer.Option("--requester", help="Who asks for the refund.")],
+    reason: Annotated[RefundReason, typer.Option("--reason", help="Why the refund is asked for.")],
+    feedback: Annotated[
+        str | None, typer.Option("--feedback", help="Free text; required for reason 'other'.")
+    ] = None,
+    support_contact: Annotated[
+        str | None,
+        typer.Option(
+            "--support-contact",
+            help="DingTalk id or mainland mobile number, to get technical support.",
+        ),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Start a refund for a certificate; prints its refund id."""
+    settings = load_settings()
+    request = _request(
+        certificate_id=certificate_id,
+        requester=requester,
+        reason=reason,
+        feedback=feedback,
+        support_contact=support_contact,
+    )
+    try:
+        owner = certificate_store(settings).get(request.certificate_id).owner
+    except CertificateNotFoundError:
+        raise UserError(f"unknown certificate {certificate_id!r}") from None
+    if owner != request.requester:
+        raise UserError(f"{request.requester} does not own certificate {certificate_id}")
+    handle = _call(settings, lambda refunds: refunds.submit(request))
+    if json_output:
+        print_json(
+            {"refund_id": handle.id, "certificate_id": certificate_id, "run_id": handle.run_id}
+        )
+        return
+    print(handle.id)
+
+
+def _act(refund_id: str, update: str, payload: object, json_output: bool) -> None:
+    settings = load_settings()
+    result = _call(settings, lambda refunds: refunds.act(refund_id, update, payload))
+    if json_output:
+        print_json(result.model_dump(mode="json"))
+        return
+    console.print(f"{result.action.value} accepted for {result.refund_id}")
+
+
+@app.command()
+def approve(
+    refund_id: Annotated[str, typer.Argument(help="The refund to approve.")],
+    reviewer: ReviewerOption,
+    note: Annotated[str | None, typer.Option("--note", help="An optional note.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Approve a refund awaiting review."""
+    _act(refund_id, "approve_request", ApproveInput(reviewer=reviewer, note=note), json_output)
+
+
+@app.command()
+def reject(
+    refund_id: Annotated[str, typer.Argument(help="The refund to reject.")],
+    reviewer: ReviewerOption,
+    reason: Annotated[str, typer.Option("--reason", help="Shown to the customer.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Reject a refund awaiting review; the customer sees the reason."""
+    _act(refund_id, "reject_request", RejectInput(reviewer=reviewer, reason=reason), json_output)
+
+
+@app.command()
+def cancel(
+    refund_id: Annotated[str, typer.Argument(help="The refund to cancel.")],
+    requester: Annotated[str, typer.Option("--requester", help="Who asked for the refund.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Cancel a refund while it is awaiting review."""
+    _act(refund_id, "cancel_request", CancelInput(requester=requester), json_output)
+
+
+@app.command()
+def retry(
+    refund_id: Annotated[str, typer.Argument(help="A refund that needs attention.")],
+    operator: Annotated[str, typer.Option("--operator", help="Your operator id.")],
+    note: Annotated[str | None, typer.Option("--note", help="What was fixed.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Retry the payment returns of a refund in needs_attention."""
+    _act(refund_id, "retry_payments", OperatorInput(operator=operator, note=note), json_output)
+
+
+@app.command()
+def status(
+    refund_id: Annotated[str, typer.Argument(help="The refund to show.")],
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Wait until it needs a person or is finished."),
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 120.0,
+    json_output: JsonFlag = False,
+) -> None:
+    """State, rule, amounts per leg, deadline and audit trail of a refund."""
+    settings = load_settings()
+    found = _call(
+        settings,
+        lambda refunds: (
+            refunds.wait_until_settled(refund_id, timeout) if wait else refunds.status(refund_id)
+        ),
+    )
+    if json_output:
+        print_json(status_json(found))
+        return
+    console.print(status_panel(found, settings.zone))
+
+
+@app.command()
+def pending(json_output: JsonFlag = False) -> None:
+    """Refunds awaiting review, soonest deadline first."""
+    settings = load_settings()
+    reviews = _call(settings, lambda refunds: refunds.pending())
+    if json_output:
+        print_json(
+            [
+                {
+                    "refund_id": r.refund_id,
+                    "certificate_id": r.certificate_id,
+                    "submitted_at": r.submitted_at.isoformat(),
+                    "review_deadline": r.review_deadline.isoformat() if r.review_deadline else None,
+                }
+                for r in reviews
+            ]
+        )
+        return
+    if not reviews:
+        console.print("nothing awaits review")
+        return
+    console.print(pending_table(reviews, settings.zone, datetime.now(UTC)))
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Run a worker against the configured Temporal server until Ctrl-C or SIGTERM."""
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def serve() -> None:
+        client = await connect(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        structlog.get_logger("refunds.worker").info(
+            "worker started", task_queue=settings.task_queue, temporal=settings.temporal_address
+        )
+        await run_worker(client, settings, stop)
+
+    asyncio.run(serve())
+
+
+@app.command()
+def up(
+    ui_port: Annotated[
+        int | None, typer.Option("--ui-port", help="Web UI port (default 8233).")
+    ] = None,
+    temporal_db: Annotated[
+        Path, typer.Option("--temporal-db", help="SQLite file for the Temporal server.")
+    ] = Path("var/temporal.db"),
+    seed_demo: Annotated[
+        bool, typer.Option("--seed-demo", help="Load demo certificates into an empty database.")
+    ] = False,
+) -> None:
+    """Run the Temporal dev server (Web UI, SQLite) and a worker in the foreground."""
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    host, port = parse_address(settings.temporal_address)
+    if seed_demo:
+        store = certificate_store(settings)
+        if store.count() == 0:
+            loaded = store.seed(demo_certificates(datetime.now(UTC)))
+            console.print(f"loaded {len(loaded.inserted)} demo certificates: demo-auto, ...")
+    options = DevServerOptions(
+        host=host,
+        port=port,
+        ui_port=ui_port or settings.ui_port,
+        database_file=temporal_db,
+        namespace=settings.namespace,
+    )
+    raise typer.Exit(asyncio.run(run_up(settings, options)))
 
 
 def run(argv: list[str] | None = None) -> int:

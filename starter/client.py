@@ -1,21 +1,199 @@
-"""Connecting to Temporal with the pydantic data converter, and reading refunds back."""
+"""Talking to Temporal for the CLI: start refunds, act on them, read them back.
+
+Every failure a user can cause or fix (no server, no worker, unknown refund, refused action)
+becomes a ``UserError`` with one readable line.
+"""
 
 from __future__ import annotations
 
-from temporalio.client import Client
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from settings import Settings
+from starter.errors import UserError
+from workflows.models import (
+    ActionResult,
+    RefundRequest,
+    RefundState,
+    RefundStatus,
+)
+from workflows.refund import RefundWorkflow
+from workflows.search_attributes import CERTIFICATE_ID, REFUND_STATE, REVIEW_DEADLINE
+
+RPC_TIMEOUT = timedelta(seconds=15)
+SETTLED_STATES = frozenset(
+    {
+        RefundState.VALIDATING_APPLICATION,
+        RefundState.REFUNDED,
+        RefundState.REJECTED,
+        RefundState.CANCELLED,
+        RefundState.NEEDS_ATTENTION,
+    }
+)
+"""States in which a refund waits for a person or is done: ``status --wait`` stops there."""
+
+NO_WORKER = "no worker answered; is `refunds up` or `refunds worker` running?"
 
 
 async def connect(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.namespace,
-        data_converter=pydantic_data_converter,
-    )
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.namespace,
+            data_converter=pydantic_data_converter,
+        )
+    except RuntimeError as err:
+        raise UserError(
+            f"cannot reach Temporal at {settings.temporal_address} ({_first_line(err)}); "
+            "start it with `refunds up`"
+        ) from None
 
 
 def refund_id_for(certificate_id: str) -> str:
     """The workflow id of a certificate's refund: one live refund per certificate."""
     return f"refund-{certificate_id}"
+
+
+@dataclass
+class RefundClient:
+    client: Client
+    settings: Settings
+
+    async def submit(self, request: RefundRequest) -> WorkflowHandle[Any, Any]:
+        refund_id = refund_id_for(request.certificate_id)
+        try:
+            return await self.client.start_workflow(
+                RefundWorkflow.run,
+                request,
+                id=refund_id,
+                task_queue=self.settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                static_summary=f"Refund of certificate {request.certificate_id}",
+                static_details=f"reason: {request.reason.value}",
+            )
+        except WorkflowAlreadyStartedError:
+            raise UserError(
+                f"certificate {request.certificate_id} already has a refund in progress: "
+                f"{refund_id}"
+            ) from None
+
+    async def act(self, refund_id: str, update: str, payload: Any) -> ActionResult:
+        handle = await self._running(refund_id)
+        try:
+            result = await handle.execute_update(
+                update, payload, result_type=ActionResult, rpc_timeout=RPC_TIMEOUT
+            )
+            return cast(ActionResult, result)
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            message = getattr(cause, "message", None) or str(cause)
+            raise UserError(f"refused: {message}") from None
+        except RPCError as err:
+            raise UserError(self._rpc_message(refund_id, err)) from None
+
+    async def status(self, refund_id: str) -> RefundStatus:
+        handle = self.client.get_workflow_handle_for(RefundWorkflow.run, refund_id)
+        description = await self._describe(handle)
+        if description.status is WorkflowExecutionStatus.COMPLETED:
+            return await handle.result()
+        if description.status is not WorkflowExecutionStatus.RUNNING:
+            state = description.status.name.lower() if description.status else "unknown"
+            raise UserError(f"refund {refund_id} ended without a result ({state})")
+        try:
+            return await handle.query(RefundWorkflow.status, rpc_timeout=RPC_TIMEOUT)
+        except WorkflowQueryFailedError as err:
+            raise UserError(f"status of {refund_id} unavailable: {err}") from None
+        except RPCError as err:
+            raise UserError(self._rpc_message(refund_id, err)) from None
+
+    async def wait_until_settled(self, refund_id: str, timeout: float) -> RefundStatus:
+        async def poll() -> RefundStatus:
+            while True:
+                status = await self.status(refund_id)
+                if status.state in SETTLED_STATES:
+                    return status
+                await asyncio.sleep(0.1)
+
+        try:
+            return await asyncio.wait_for(poll(), timeout)
+        except TimeoutError:
+            raise UserError(f"{refund_id} did not settle within {timeout:g} s") from None
+
+    async def pending(self) -> list[PendingReview]:
+        query = (
+            "WorkflowType = 'RefundWorkflow' AND ExecutionStatus = 'Running' "
+            f"AND {REFUND_STATE.name} = '{RefundState.VALIDATING_APPLICATION.value}'"
+        )
+        found: list[PendingReview] = []
+        async for execution in self.client.list_workflows(query):
+            attributes = execution.typed_search_attributes
+            found.append(
+                PendingReview(
+                    refund_id=execution.id,
+                    certificate_id=attributes.get(CERTIFICATE_ID) or "",
+                    review_deadline=attributes.get(REVIEW_DEADLINE),
+                    submitted_at=execution.start_time,
+                )
+            )
+        return sorted(found, key=lambda p: (p.review_deadline is None, p.review_deadline))
+
+    async def _running(self, refund_id: str) -> WorkflowHandle[Any, Any]:
+        handle = self.client.get_workflow_handle(refund_id)
+        description = await self._describe(handle)
+        if description.status is not WorkflowExecutionStatus.RUNNING:
+            raise UserError(f"refund {refund_id} is already finished")
+        return handle
+
+    async def _describe(self, handle: WorkflowHandle[Any, Any]) -> Any:
+        try:
+            return await handle.describe(rpc_timeout=RPC_TIMEOUT)
+        except RPCError as err:
+            raise UserError(self._rpc_message(handle.id, err)) from None
+
+    def _rpc_message(self, refund_id: str, err: RPCError) -> str:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            return f"no refund {refund_id!r}"
+        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            return NO_WORKER
+        if "already completed" in str(err):
+            return f"refund {refund_id} is already finished"
+        return f"Temporal refused the request: {_first_line(err)}"
+
+
+@dataclass(frozen=True)
+class PendingReview:
+    refund_id: str
+    certificate_id: str
+    review_deadline: datetime | None
+    submitted_at: datetime
+
+
+@asynccontextmanager
+async def refund_client(settings: Settings) -> AsyncIterator[RefundClient]:
+    client = await connect(settings)
+    try:
+        yield RefundClient(client, settings)
+    except WorkflowFailureError as err:
+        raise UserError(f"the refund failed: {_first_line(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -12,7 +12,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from workflows.models import Decision, Outcome
+from starter.client import PendingReview
+from workflows.models import Decision, Outcome, RefundStatus
 
 console = Console(highlight=False)
 
@@ -56,3 +57,81 @@ def decision_panel(decision: Decision, deadline: datetime | None, zone: ZoneInfo
     for warning in decision.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     return Panel(Group(*parts), title=f"certificate {decision.certificate_id}", expand=False)
+
+
+STATE_STYLE = {
+    "refunded": "bold green",
+    "validating_application": "bold yellow",
+    "refunding": "bold cyan",
+    "needs_attention": "bold magenta",
+    "rejected": "bold red",
+    "cancelled": "bold",
+    "submitted": "bold",
+}
+
+
+def status_json(status: RefundStatus) -> dict[str, Any]:
+    return status.model_dump(mode="json")
+
+
+def status_panel(status: RefundStatus, zone: ZoneInfo) -> Panel:
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="dim")
+    summary.add_column()
+    summary.add_row("state", Text(status.state.value, style=STATE_STYLE.get(status.state, "")))
+    summary.add_row("certificate", status.certificate_id)
+    summary.add_row("requester", f"{status.requester} ({status.reason.value})")
+    if status.rule is not None:
+        summary.add_row("rule", f"{status.rule.value}: {status.explanation}")
+    summary.add_row("refund", f"{status.refund_amount} {status.currency}")
+    summary.add_row("submitted", local_time(status.submitted_at, zone))
+    if status.review_deadline is not None:
+        summary.add_row("review deadline", local_time(status.review_deadline, zone))
+    if status.decided_by:
+        summary.add_row("decided by", status.decided_by)
+    if status.rejection_reason:
+        summary.add_row("reason", status.rejection_reason)
+    if status.attention_reason:
+        summary.add_row("needs attention", Text(status.attention_reason, style="magenta"))
+    parts: list[Any] = [summary]
+    if status.legs:
+        legs = Table(title="payment legs", title_justify="left")
+        for column in ("#", "channel", "amount", "status", "transaction"):
+            legs.add_column(column, justify="right" if column == "amount" else "left")
+        for leg in status.legs:
+            legs.add_row(
+                str(leg.index),
+                leg.channel.value,
+                str(leg.amount),
+                leg.status.value,
+                leg.transaction_id or leg.detail,
+            )
+        parts.append(legs)
+    audit = Table(title="audit trail", title_justify="left")
+    for column in ("time", "who", "what", "detail"):
+        audit.add_column(column)
+    for entry in status.audit:
+        style = "" if entry.accepted else "red"
+        what = entry.action if entry.accepted else f"{entry.action} [refused]"
+        audit.add_row(
+            local_time(entry.at, zone), entry.actor, Text(what, style=style), entry.detail
+        )
+    parts.append(audit)
+    for warning in status.warnings:
+        parts.append(Text(f"warning: {warning}", style="yellow"))
+    return Panel(Group(*parts), title=status.refund_id, expand=False)
+
+
+def pending_table(reviews: list[PendingReview], zone: ZoneInfo, now: datetime) -> Table:
+    table = Table(title="awaiting review, soonest deadline first", title_justify="left")
+    for column in ("refund", "certificate", "submitted", "deadline"):
+        table.add_column(column)
+    for review in reviews:
+        overdue = review.review_deadline is not None and review.review_deadline <= now
+        table.add_row(
+            review.refund_id,
+            review.certificate_id,
+            local_time(review.submitted_at, zone),
+            Text(local_time(review.review_deadline, zone), style="bold red" if overdue else ""),
+        )
+    return table

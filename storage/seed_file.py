@@ -17,9 +17,9 @@ class SeedFileError(ValueError):
 def describe_validation_error(err: ValidationError) -> str:
     """The first problem of a pydantic error, as ``field.path: message``."""
     first = err.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "value"
+    where = ".".join(str(part) for part in first["loc"])
     message = first["msg"].removeprefix("Value error, ")
-    return f"{where}: {message}"
+    return f"{where}: {message}" if where else message
 
 
 def read_seed_file(path: Path) -> list[Certificate]:

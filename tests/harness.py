@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
@@ -101,6 +101,11 @@ class Harness:
 
     async def fast_forward(self, handle: WorkflowHandle[Any, Any], days: float) -> None:
         await self.env.fast_forward(handle, timedelta(days=days))
+
+
+def refusal(error: WorkflowUpdateFailedError) -> str:
+    """The message a workflow's update validator refused with."""
+    return str(getattr(error.cause, "message", error.cause))
 
 
 def audit_actions(status: RefundStatus) -> Sequence[tuple[str, str, bool]]:

@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from tests.factories import certificate
-from tests.harness import audit_actions
+from tests.harness import audit_actions, refusal
 from workflows.models import (
     ApproveInput,
     CancelInput,
@@ -110,7 +110,7 @@ async def test_manual_review_approved_revokes_then_pays(harness):
 async def test_manual_review_rejected_restores_the_certificate(harness):
     handle = await harness.submit(issued("reject-1"))
     await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
-    await handle.signal(RefundWorkflow.reject, RejectInput(reviewer="rev-2", reason="in use"))
+    await handle.signal("reject", RejectInput(reviewer="rev-2", reason="in use"))
     status = await harness.result(handle)
     assert status.state is RefundState.REJECTED
     assert status.rejection_reason == "in use"
@@ -134,6 +134,16 @@ async def test_cancel_is_refused_after_approval(harness):
     await handle.execute_update(RefundWorkflow.approve_request, ApproveInput(reviewer="rev-1"))
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(RefundWorkflow.cancel_request, CancelInput(requester="user-1"))
-    assert "already decided: approve by rev-1" in str(refused.value.cause)
+    assert refusal(refused.value) == "already decided: approve by rev-1"
     status = await harness.result(handle)
     assert status.state is RefundState.REFUNDED
+
+
+async def test_only_the_owner_can_ask_for_a_refund(harness):
+    cert = fresh("owner-1")
+    handle = await harness.submit(cert, requester="someone-else")
+    status = await harness.result(handle)
+    assert status.state is RefundState.REJECTED
+    assert status.rejection_reason == "someone-else does not own certificate owner-1"
+    assert harness.ledger.entries() == []
+    assert harness.store.get("owner-1").status == "paid"

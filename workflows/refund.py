@@ -120,6 +120,12 @@ class RefundWorkflow:
             self._set_state(RefundState.REJECTED)
             return self.status()
         self._certificate = certificate
+        if request.requester != certificate.owner:
+            self._rejection_reason = (
+                f"{request.requester} does not own certificate {certificate.certificate_id}"
+            )
+            self._set_state(RefundState.REJECTED)
+            return self.status()
         support_ticket = self._open_support_ticket()
         assessment = await self._assess(certificate)
         self._assessment = assessment

