@@ -186,13 +186,7 @@ class CertificateStore:
             return str(status)
 
     def _row(self, conn: Connection, certificate_id: str) -> RowMapping:
-        row = (
-            conn.execute(
-                select(certificates).where(certificates.c.certificate_id == certificate_id)
-            )
-            .mappings()
-            .first()
-        )
+        row = _find_row(conn, certificate_id)
         if row is None:
             raise CertificateNotFoundError(f"no certificate {certificate_id!r}")
         return row
@@ -205,13 +199,7 @@ class CertificateStore:
         )
 
     def _read(self, conn: Connection, certificate_id: str) -> Certificate | None:
-        row = (
-            conn.execute(
-                select(certificates).where(certificates.c.certificate_id == certificate_id)
-            )
-            .mappings()
-            .first()
-        )
+        row = _find_row(conn, certificate_id)
         if row is None:
             return None
         order = (
@@ -281,6 +269,11 @@ class CertificateStore:
                     reference=leg.reference,
                 )
             )
+
+
+def _find_row(conn: Connection, certificate_id: str) -> RowMapping | None:
+    query = select(certificates).where(certificates.c.certificate_id == certificate_id)
+    return conn.execute(query).mappings().first()
 
 
 def _seed_fields(record: Certificate) -> dict[str, Any]:
