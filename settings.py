@@ -25,14 +25,19 @@ class Settings(BaseSettings):
     reviewers: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["reviewer-1", "reviewer-2"]
     )
+    operators: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["operator-1"])
     timezone: str = "Asia/Shanghai"
     holiday_country: str = "CN"
     review_timeout_action: TimeoutAction = "approve"
+    fallback_to_balance: bool = False
+    fault_transient_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
+    fault_latency_ms: int = Field(default=0, ge=0, le=60_000)
+    fault_reject: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
     ui_port: int = 8233
 
-    @field_validator("reviewers", mode="before")
+    @field_validator("reviewers", "operators", "fault_reject", mode="before")
     @classmethod
     def _split_reviewers(cls, value: object) -> object:
         if isinstance(value, str):

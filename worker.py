@@ -10,6 +10,8 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.assessment import AssessmentActivities
+from activities.faults import Faults, FaultyAuthority, FaultyGateway
+from activities.gateways import CertificateAuthority, PaymentGateway
 from activities.refund_activities import RefundActivities
 from activities.sandbox import (
     SandboxCertificateAuthority,
@@ -38,6 +40,7 @@ PASSTHROUGH_MODULES = (
 """Pure or worker-side modules the sandbox imports once instead of once per workflow run."""
 
 MAX_CONCURRENT_ACTIVITIES = 32
+PAYABLE_CHANNELS = (Channel.ALIPAY, Channel.BANK, Channel.ACCOUNT_BALANCE)
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
@@ -46,20 +49,27 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
 
 
 def sandbox_activities(settings: Settings) -> RefundActivities:
-    """Activities wired to the sandbox payment channels, CA, support desk and notifier."""
+    """Activities wired to the sandbox channels, CA, support desk and notifier (faults if set)."""
     engine = open_database(settings.database_url)
     store = CertificateStore(engine)
     ledger = Ledger(engine)
+    faults = Faults(
+        transient_rate=settings.fault_transient_rate,
+        latency_seconds=settings.fault_latency_ms / 1000,
+        rejected=frozenset(settings.fault_reject),
+    )
+    gateways: dict[Channel, PaymentGateway] = {}
+    for channel in PAYABLE_CHANNELS:
+        gateway: PaymentGateway = SandboxPaymentGateway(ledger, channel)
+        gateways[channel] = FaultyGateway(gateway, channel, faults) if faults.active else gateway
+    authority: CertificateAuthority = SandboxCertificateAuthority(engine, store)
     return RefundActivities(
         store=store,
-        gateways={
-            channel: SandboxPaymentGateway(ledger, channel)
-            for channel in Channel
-            if channel is not Channel.VOUCHER
-        },
-        authority=SandboxCertificateAuthority(engine, store),
+        gateways=gateways,
+        authority=FaultyAuthority(authority, faults) if faults.active else authority,
         support=SandboxSupportDesk(engine),
         notifier=SandboxNotifier(engine),
+        ledger=ledger,
     )
 
 
@@ -90,6 +100,7 @@ def build_worker(
             refund_activities.return_to_alipay,
             refund_activities.return_to_bank,
             refund_activities.return_to_account_balance,
+            refund_activities.record_manual_return,
             refund_activities.open_support_ticket,
             refund_activities.notify_customer,
         ],

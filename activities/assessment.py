@@ -37,5 +37,7 @@ class AssessmentActivities:
             review_deadline=deadline,
             timeout_action=settings.review_timeout_action,
             reviewers=list(settings.reviewers),
+            operators=list(settings.operators),
             timezone=settings.timezone,
+            fallback_to_balance=settings.fallback_to_balance,
         )

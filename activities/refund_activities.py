@@ -23,12 +23,14 @@ from activities.gateways import (
 )
 from activities.notices import render_notice
 from storage.certificates import CertificateNotFoundError, CertificateStore, StatusConflictError
+from storage.ledger import Ledger
 from workflows.models import (
     Certificate,
     CertificateChange,
     CertificateStatus,
     Channel,
     CustomerNotice,
+    ManualReturn,
     PaymentReceipt,
     PaymentReturnRequest,
     SupportTicketRequest,
@@ -53,7 +55,9 @@ class RefundActivities:
         authority: CertificateAuthority,
         support: SupportDesk,
         notifier: Notifier,
+        ledger: Ledger,
     ) -> None:
+        self.ledger = ledger
         self.store = store
         self.gateways = gateways
         self.authority = authority
@@ -124,6 +128,21 @@ class RefundActivities:
             ),
         )
         return receipt
+
+    @activity.defn(name="record_manual_return")
+    def record_manual_return(self, settled: ManualReturn) -> PaymentReceipt:
+        entry, existed = self.ledger.record_manual(settled)
+        activity.logger.info(
+            "leg settled by hand",
+            extra=_log_context(settled.refund_id, leg=settled.leg_index, operator=settled.operator),
+        )
+        return PaymentReceipt(
+            idempotency_key=entry.idempotency_key,
+            transaction_id=entry.transaction_id,
+            channel=entry.channel,
+            amount=entry.amount,
+            already_returned=existed,
+        )
 
     @activity.defn(name="open_support_ticket")
     def open_support_ticket(self, request: SupportTicketRequest) -> str:

@@ -24,13 +24,18 @@ from starter.errors import UserError
 from starter.render import (
     console,
     decision_panel,
+    ledger_json,
+    ledger_table,
     pending_table,
     print_json,
+    reconciliation_table,
     status_json,
     status_panel,
 )
 from storage.certificates import CertificateNotFoundError, CertificateStore, SeedConflictError
 from storage.database import open_database
+from storage.ledger import Ledger
+from storage.reconcile import reconcile
 from storage.seed_file import SeedFileError, describe_validation_error, read_seed_file
 from worker import run_worker
 from workflows.business_days import BusinessCalendar
@@ -298,6 +303,39 @@ def pending(json_output: JsonFlag = False) -> None:
         console.print("nothing awaits review")
         return
     console.print(pending_table(reviews, settings.zone, datetime.now(UTC)))
+
+
+@app.command()
+def resolve(
+    refund_id: Annotated[str, typer.Argument(help="A refund that needs attention.")],
+    operator: Annotated[str, typer.Option("--operator", help="Your operator id.")],
+    note: Annotated[str, typer.Option("--note", help="What you did, e.g. how the money went.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Record that an operator returned the failed legs by hand; the refund then completes."""
+    _act(refund_id, "resolve_manually", OperatorInput(operator=operator, note=note), json_output)
+
+
+@app.command()
+def ledger(
+    refund_id: Annotated[
+        str | None, typer.Option("--refund", help="Only this refund's movements.")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Every money movement the payment sandboxes recorded, and a reconciliation per refund."""
+    settings = load_settings()
+    engine = open_database(settings.database_url)
+    entries = Ledger(engine).entries(refund_id)
+    balances = reconcile(engine)
+    if refund_id is not None:
+        certificates = {entry.certificate_id for entry in entries}
+        balances.balances = [b for b in balances.balances if b.certificate_id in certificates]
+    if json_output:
+        print_json(ledger_json(entries, balances))
+        return
+    console.print(ledger_table(entries, settings.zone))
+    console.print(reconciliation_table(balances))
 
 
 @app.command("worker")

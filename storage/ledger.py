@@ -1,7 +1,8 @@
 """The payment-return ledger: one row per returned leg, unique by idempotency key.
 
 The unique key is what makes a return happen once: a second attempt with the same key finds the
-first row and gets its receipt back instead of paying again.
+first row and gets its receipt back instead of paying again. A leg an operator settled by hand is
+recorded under the same key with channel ``manual``, so it can never also be paid by a channel.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, RowMapping, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from storage.certificates import from_cents, to_cents
 from storage.schema import payment_returns
-from workflows.models import Channel, PaymentReturnRequest
+from workflows.models import Channel, ManualReturn, PaymentReturnRequest
+
+MANUAL = "manual"
 
 
 @dataclass(frozen=True)
@@ -25,8 +29,8 @@ class LedgerEntry:
     refund_id: str
     certificate_id: str
     leg_index: int
-    channel: Channel
-    original_channel: Channel
+    channel: str
+    original_channel: str
     amount: Decimal
     currency: str
     transaction_id: str
@@ -41,46 +45,63 @@ class Ledger:
         self, request: PaymentReturnRequest, channel: Channel | None = None
     ) -> tuple[LedgerEntry, bool]:
         """Record a return once; returns the entry and whether it already existed."""
-        existing = self.find(request.idempotency_key)
+        return self._record_once(
+            request.idempotency_key,
+            {
+                "refund_id": request.refund_id,
+                "certificate_id": request.certificate_id,
+                "leg_index": request.leg_index,
+                "channel": (channel or request.channel).value,
+                "original_channel": request.channel.value,
+                "amount_cents": to_cents(request.amount),
+                "currency": request.currency,
+                "reference": request.reference,
+                "transaction_id": f"txn-{uuid.uuid4().hex[:20]}",
+            },
+        )
+
+    def record_manual(self, settled: ManualReturn) -> tuple[LedgerEntry, bool]:
+        """Record a leg an operator returned by hand (their note is kept in the audit trail)."""
+        return self._record_once(
+            settled.idempotency_key,
+            {
+                "refund_id": settled.refund_id,
+                "certificate_id": settled.certificate_id,
+                "leg_index": settled.leg_index,
+                "channel": MANUAL,
+                "original_channel": settled.original_channel.value,
+                "amount_cents": to_cents(settled.amount),
+                "currency": settled.currency,
+                "reference": settled.reference,
+                "transaction_id": f"manual-{uuid.uuid4().hex[:17]}",
+            },
+        )
+
+    def _record_once(self, key: str, values: dict[str, Any]) -> tuple[LedgerEntry, bool]:
+        existing = self.find(key)
         if existing is not None:
             return existing, True
-        values = {
-            "idempotency_key": request.idempotency_key,
-            "refund_id": request.refund_id,
-            "certificate_id": request.certificate_id,
-            "leg_index": request.leg_index,
-            "channel": (channel or request.channel).value,
-            "original_channel": request.channel.value,
-            "amount_cents": to_cents(request.amount),
-            "currency": request.currency,
-            "reference": request.reference,
-            "transaction_id": f"txn-{uuid.uuid4().hex[:20]}",
-            "returned_at": datetime.now(UTC),
-        }
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(payment_returns).values(**values))
+                conn.execute(
+                    insert(payment_returns).values(
+                        idempotency_key=key, returned_at=datetime.now(UTC), **values
+                    )
+                )
         except IntegrityError:
             # Another attempt recorded the same key between our read and our write.
-            raced = self.find(request.idempotency_key)
+            raced = self.find(key)
             if raced is None:
                 raise
             return raced, True
-        entry = self.find(request.idempotency_key)
+        entry = self.find(key)
         assert entry is not None
         return entry, False
 
     def find(self, idempotency_key: str) -> LedgerEntry | None:
+        query = select(payment_returns).where(payment_returns.c.idempotency_key == idempotency_key)
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(
-                    select(payment_returns).where(
-                        payment_returns.c.idempotency_key == idempotency_key
-                    )
-                )
-                .mappings()
-                .first()
-            )
+            row = conn.execute(query).mappings().first()
         return _entry(row) if row is not None else None
 
     def entries(self, refund_id: str | None = None) -> list[LedgerEntry]:
@@ -91,17 +112,16 @@ class Ledger:
             return [_entry(row) for row in conn.execute(query).mappings()]
 
 
-def _entry(row: object) -> LedgerEntry:
-    data = dict(row)  # type: ignore[call-overload]
+def _entry(row: RowMapping) -> LedgerEntry:
     return LedgerEntry(
-        idempotency_key=data["idempotency_key"],
-        refund_id=data["refund_id"],
-        certificate_id=data["certificate_id"],
-        leg_index=data["leg_index"],
-        channel=Channel(data["channel"]),
-        original_channel=Channel(data["original_channel"]),
-        amount=from_cents(data["amount_cents"]),
-        currency=data["currency"],
-        transaction_id=data["transaction_id"],
-        returned_at=data["returned_at"],
+        idempotency_key=row["idempotency_key"],
+        refund_id=row["refund_id"],
+        certificate_id=row["certificate_id"],
+        leg_index=row["leg_index"],
+        channel=row["channel"],
+        original_channel=row["original_channel"],
+        amount=from_cents(row["amount_cents"]),
+        currency=row["currency"],
+        transaction_id=row["transaction_id"],
+        returned_at=row["returned_at"],
     )

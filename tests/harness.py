@@ -6,7 +6,8 @@ import asyncio
 import shutil
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 from settings import Settings
 from storage.certificates import CertificateStore
 from storage.ledger import Ledger
+from worker import build_worker
 from workflows.models import Certificate, RefundRequest, RefundState, RefundStatus
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import ALL_KEYS
@@ -88,6 +90,24 @@ class Harness:
             id=f"refund-{cert.certificate_id}-{uuid.uuid4().hex[:6]}",
             task_queue=self.task_queue,
         )
+
+    @asynccontextmanager
+    async def worker_with(
+        self, task_queue: str | None = None, **overrides: Any
+    ) -> AsyncIterator[str]:
+        """A worker with some settings changed (faults, fallback...); yields its task queue.
+
+        Refunds submitted inside the block run on that queue; pass the same ``task_queue`` to a
+        later block to let another worker pick up those refunds.
+        """
+        settings = self.settings.model_copy(update=overrides)
+        task_queue = task_queue or f"{self.task_queue}-{uuid.uuid4().hex[:6]}"
+        previous, self.task_queue = self.task_queue, task_queue
+        try:
+            async with build_worker(self.client, settings=settings, task_queue=task_queue):
+                yield task_queue
+        finally:
+            self.task_queue = previous
 
     async def status(self, handle: WorkflowHandle[Any, Any]) -> RefundStatus:
         return await handle.query(RefundWorkflow.status)

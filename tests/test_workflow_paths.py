@@ -57,7 +57,7 @@ async def test_auto_approval_cancels_the_order_and_returns_each_leg(harness):
         LegState.NOT_REFUNDABLE,
     ]
     entries = harness.ledger.entries(handle.id)
-    assert sorted((e.channel.value, e.amount) for e in entries) == [
+    assert sorted((e.channel, e.amount) for e in entries) == [
         ("alipay", Decimal("100.00")),
         ("bank", Decimal("20.50")),
     ]

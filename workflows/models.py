@@ -326,11 +326,27 @@ class OperatorInput(BaseModel):
     note: str | None = None
 
 
+class ManualReturn(BaseModel):
+    """A leg an operator returned outside the payment channels, for the ledger."""
+
+    refund_id: str
+    certificate_id: str
+    leg_index: int
+    original_channel: Channel
+    amount: Money
+    currency: str
+    reference: str
+    idempotency_key: str
+    operator: str
+    note: str
+
+
 class ReviewAction(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     CANCEL = "cancel"
     RETRY = "retry"
+    RESOLVE = "resolve"
 
 
 class AuditEntry(BaseModel):
@@ -344,8 +360,14 @@ class AuditEntry(BaseModel):
 class LegState(StrEnum):
     PENDING = "pending"
     RETURNED = "returned"
+    RETURNED_MANUALLY = "returned_manually"
     FAILED = "failed"
     NOT_REFUNDABLE = "not_refundable"
+
+
+SETTLED_LEG_STATES = frozenset(
+    {LegState.RETURNED, LegState.RETURNED_MANUALLY, LegState.NOT_REFUNDABLE}
+)
 
 
 class LegStatus(BaseModel):
@@ -356,6 +378,7 @@ class LegStatus(BaseModel):
     status: LegState
     idempotency_key: str | None = None
     transaction_id: str | None = None
+    returned_via: Channel | None = None
     detail: str = ""
 
 
@@ -398,7 +421,9 @@ class Assessment(BaseModel):
     review_deadline: datetime | None = None
     timeout_action: Literal["approve", "reject"] = "approve"
     reviewers: list[str] = Field(default_factory=list)
+    operators: list[str] = Field(default_factory=list)
     timezone: str = "Asia/Shanghai"
+    fallback_to_balance: bool = False
 
 
 class AssessInput(BaseModel):
@@ -425,7 +450,7 @@ class PaymentReturnRequest(BaseModel):
 class PaymentReceipt(BaseModel):
     idempotency_key: str
     transaction_id: str
-    channel: Channel
+    channel: str
     amount: Decimal
     already_returned: bool = False
 

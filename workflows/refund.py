@@ -10,6 +10,7 @@ idempotency key of refund id and leg, so no retry, crash or replay can pay it tw
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -22,10 +23,11 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.assessment import AssessmentActivities
-    from activities.refund_activities import NON_RETRYABLE, RefundActivities
+    from activities.refund_activities import NON_RETRYABLE, PAYMENT_REJECTED, RefundActivities
     from workflows.models import (
         FINAL_STATES,
         MAX_TEXT,
+        SETTLED_LEG_STATES,
         ActionResult,
         ApproveInput,
         AssessInput,
@@ -38,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         CustomerNotice,
         LegState,
         LegStatus,
+        ManualReturn,
         OperatorInput,
         Outcome,
         PaymentReturnRequest,
@@ -108,6 +111,7 @@ class RefundWorkflow:
         self._rejection_reason: str | None = None
         self._attention_reason: str | None = None
         self._retry_requested = False
+        self._resolution: _Review | None = None
         self._legs: list[LegStatus] = []
         self._audit: list[AuditEntry] = []
         self._record(request.requester, "submitted", detail=f"reason {request.reason.value}")
@@ -150,17 +154,24 @@ class RefundWorkflow:
 
     # Review actions: signals (audited when refused) and updates (refused synchronously).
 
+    # Signal handlers take any number of arguments, so that no payload a client can send
+    # makes a handler raise: whatever arrives is checked here and audited if refused.
+
     @workflow.signal(name="approve")
-    def approve(self, payload: RawValue) -> None:
-        self._receive_signal(ReviewAction.APPROVE, payload, ApproveInput)
+    def approve(self, *payloads: Any) -> None:
+        self._receive_signal(ReviewAction.APPROVE, payloads, ApproveInput)
 
     @workflow.signal(name="reject")
-    def reject(self, payload: RawValue) -> None:
-        self._receive_signal(ReviewAction.REJECT, payload, RejectInput)
+    def reject(self, *payloads: Any) -> None:
+        self._receive_signal(ReviewAction.REJECT, payloads, RejectInput)
 
     @workflow.signal(name="cancel")
-    def cancel(self, payload: RawValue) -> None:
-        self._receive_signal(ReviewAction.CANCEL, payload, CancelInput)
+    def cancel(self, *payloads: Any) -> None:
+        self._receive_signal(ReviewAction.CANCEL, payloads, CancelInput)
+
+    @workflow.signal(dynamic=True)
+    def unknown_signal(self, name: str, payloads: Sequence[RawValue]) -> None:
+        self._record("unknown", f"signal {name[:64]!r}", accepted=False, detail="unknown signal")
 
     @workflow.update(name="approve_request")
     def approve_request(self, action: ApproveInput) -> ActionResult:
@@ -194,10 +205,36 @@ class RefundWorkflow:
 
     @retry_payments.validator
     def _validate_retry(self, action: OperatorInput) -> None:
-        if not action.operator.strip():
-            raise ValueError("an operator id is required")
-        if self._state is not RefundState.NEEDS_ATTENTION or self._retry_requested:
-            raise ValueError(f"refund {self._refund_id} does not need attention ({self._state})")
+        self._raise_if_operator_refused(action, note_required=False)
+
+    @workflow.update(name="resolve_manually")
+    def resolve_manually(self, action: OperatorInput) -> ActionResult:
+        self._resolution = _Review(
+            ReviewAction.RESOLVE, action.operator, (action.note or "").strip()
+        )
+        self._record(action.operator, "resolved by hand", detail=self._resolution.text)
+        return ActionResult(
+            refund_id=self._refund_id, action=ReviewAction.RESOLVE, state=self._state
+        )
+
+    @resolve_manually.validator
+    def _validate_resolve(self, action: OperatorInput) -> None:
+        self._raise_if_operator_refused(action, note_required=True)
+
+    def _raise_if_operator_refused(self, action: OperatorInput, *, note_required: bool) -> None:
+        refusal = None
+        if self._state is not RefundState.NEEDS_ATTENTION or self._acted_on_attention:
+            refusal = f"refund {self._refund_id} does not need attention ({self._state.value})"
+        elif not action.operator.strip():
+            refusal = "an operator id is required"
+        elif self._assessment is not None and action.operator not in self._assessment.operators:
+            refusal = f"{action.operator} is not on the operator list"
+        elif note_required and not (action.note or "").strip():
+            refusal = "say what was done: a manual resolution needs a note"
+        elif len(action.note or "") > MAX_TEXT:
+            refusal = f"the note is longer than {MAX_TEXT} characters"
+        if refusal is not None:
+            raise ApplicationError(refusal, type="ActionRefused", non_retryable=True)
 
     @workflow.query
     def status(self) -> RefundStatus:
@@ -225,10 +262,14 @@ class RefundWorkflow:
             audit=list(self._audit),
         )
 
-    def _receive_signal(self, action: ReviewAction, payload: RawValue, model: type[ModelT]) -> None:
+    def _receive_signal(
+        self, action: ReviewAction, payloads: tuple[Any, ...], model: type[ModelT]
+    ) -> None:
         try:
-            message: Any = workflow.payload_converter().from_payload(payload.payload, model)
-        except Exception:
+            if len(payloads) != 1:
+                raise ValueError("expected exactly one argument")
+            message: Any = model.model_validate(payloads[0])
+        except ValueError:
             self._record("unknown", f"{action.value} (signal)", accepted=False, detail="malformed")
             return
         actor, text = _actor_and_text(action, message)
@@ -347,15 +388,56 @@ class RefundWorkflow:
                 self._attention_reason = str(problem)
                 self._set_state(RefundState.NEEDS_ATTENTION)
                 workflow.logger.warning("refund needs attention", extra={"reason": str(problem)})
-                await workflow.wait_condition(lambda: self._retry_requested)
+                await workflow.wait_condition(lambda: self._acted_on_attention)
                 self._retry_requested = False
                 self._attention_reason = None
                 self._set_state(RefundState.REFUNDING)
+                if self._resolution is not None:
+                    await self._settle_by_hand(self._resolution)
+                    self._resolution = None
         await self._run(
             RefundActivities.mark_refunded, self._change(), "mark the certificate refunded"
         )
         self._set_state(RefundState.REFUNDED)
         await self._notify("")
+
+    @property
+    def _acted_on_attention(self) -> bool:
+        return self._retry_requested or self._resolution is not None
+
+    async def _settle_by_hand(self, resolution: _Review) -> None:
+        """An operator returned the failed legs (and did any failed step) outside the system."""
+        assert self._certificate is not None
+        if not self._certificate_released:
+            self._certificate_released = True
+            self._record(resolution.actor, "certificate released by hand", detail=resolution.text)
+        for leg in [leg for leg in self._legs if leg.status is LegState.FAILED]:
+            assert leg.idempotency_key is not None
+            receipt = await workflow.execute_activity_method(
+                RefundActivities.record_manual_return,
+                ManualReturn(
+                    refund_id=self._refund_id,
+                    certificate_id=self._certificate.certificate_id,
+                    leg_index=leg.index,
+                    original_channel=leg.channel,
+                    amount=leg.amount,
+                    currency=self._certificate.order.currency,
+                    reference=leg.reference,
+                    idempotency_key=leg.idempotency_key,
+                    operator=resolution.actor,
+                    note=resolution.text,
+                ),
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+                summary=f"record {leg.amount} returned by hand",
+            )
+            by_hand = receipt.channel == "manual"
+            self._update_leg(
+                leg.index,
+                status=LegState.RETURNED_MANUALLY if by_hand else LegState.RETURNED,
+                transaction_id=receipt.transaction_id,
+                detail=f"settled by {resolution.actor}: {resolution.text}",
+            )
 
     async def _pay_out(self, revoke: bool) -> None:
         if not self._certificate_released:
@@ -370,7 +452,7 @@ class RefundWorkflow:
                 raise _NeedsAttention(f"{summary} failed: {_cause(err)}") from err
             self._certificate_released = True
             self._record("system", "certificate revoked" if revoke else "order cancelled")
-        pending = [leg for leg in self._legs if leg.status in (LegState.PENDING, LegState.FAILED)]
+        pending = [leg for leg in self._legs if leg.status not in SETTLED_LEG_STATES]
         problems = [p for p in await asyncio.gather(*map(self._return_leg, pending)) if p]
         if problems:
             raise _NeedsAttention("; ".join(problems))
@@ -387,28 +469,48 @@ class RefundWorkflow:
             reference=leg.reference,
             idempotency_key=leg.idempotency_key,
         )
-        try:
-            receipt = await workflow.execute_activity_method(
-                LEG_ACTIVITIES[leg.channel],
-                request,
-                start_to_close_timeout=RECORD_TIMEOUT,
-                retry_policy=PAYMENT_RETRY,
-                summary=f"return {leg.amount} {request.currency} to {leg.channel.value}",
-            )
-        except ActivityError as err:
-            self._update_leg(leg.index, status=LegState.FAILED, detail=_cause(err))
-            self._record("system", f"{leg.channel.value} return failed", False, _cause(err))
-            return f"{leg.channel.value} leg {leg.index} ({leg.amount}): {_cause(err)}"
+        channel = leg.channel
+        while True:
+            try:
+                receipt = await workflow.execute_activity_method(
+                    LEG_ACTIVITIES[channel],
+                    request,
+                    start_to_close_timeout=RECORD_TIMEOUT,
+                    retry_policy=PAYMENT_RETRY,
+                    summary=f"return {leg.amount} {request.currency} to {channel.value}",
+                )
+                break
+            except ActivityError as err:
+                self._record("system", f"{channel.value} return failed", False, _cause(err))
+                if not self._may_fall_back(channel, err):
+                    self._update_leg(leg.index, status=LegState.FAILED, detail=_cause(err))
+                    return f"{channel.value} leg {leg.index} ({leg.amount}): {_cause(err)}"
+                channel = Channel.ACCOUNT_BALANCE
+                self._record("system", f"leg {leg.index} falls back to account_balance")
+        fell_back = channel is not leg.channel
         self._update_leg(
             leg.index,
             status=LegState.RETURNED,
             transaction_id=receipt.transaction_id,
-            detail="",
+            returned_via=channel if fell_back else None,
+            detail=f"{leg.channel.value} refused; returned to account_balance instead"
+            if fell_back
+            else "",
         )
         self._record(
-            "system", f"returned {leg.amount} to {leg.channel.value}", detail=receipt.transaction_id
+            "system", f"returned {leg.amount} to {channel.value}", detail=receipt.transaction_id
         )
         return None
+
+    def _may_fall_back(self, channel: Channel, err: ActivityError) -> bool:
+        """A channel that refused for good may be replaced by the account balance, if allowed."""
+        assert self._assessment is not None
+        refused = getattr(err.cause, "type", None) == PAYMENT_REJECTED
+        return (
+            refused
+            and self._assessment.fallback_to_balance
+            and channel is not Channel.ACCOUNT_BALANCE
+        )
 
     # Steps and bookkeeping.
 
