@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest clean
+N ?= 200
+KILLS ?= 5
+RESTARTS ?= 1
+
+.PHONY: install run test lint typecheck pytest chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +32,9 @@ pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+chaos: $(STAMP)
+	$(BIN)/python -m chaos.run --refunds $(N) --kills $(KILLS) --server-restarts $(RESTARTS)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,4 +1,8 @@
-"""structlog set-up: JSON lines in production, readable colours in a terminal."""
+"""structlog set-up: JSON lines in production, readable colours in a terminal.
+
+The SDK's worker loggers print whole activation payloads (customer contacts, feedback) at DEBUG,
+so they are held at INFO whatever level is asked for.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ from typing import Literal
 
 import structlog
 from temporalio import activity, workflow
+
+HANDLER_NAME = "refunds"
+PAYLOAD_LOGGERS = ("temporalio.worker", "temporalio.bridge", "temporalio.activity")
 
 
 def configure_logging(fmt: Literal["console", "json"] = "console", level: str = "INFO") -> None:
@@ -45,10 +52,15 @@ def configure_logging(fmt: Literal["console", "json"] = "console", level: str = 
         ],
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(HANDLER_NAME)
     handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != HANDLER_NAME]
+    root.addHandler(handler)
     root.setLevel(level.upper())
+    floor = max(root.level, logging.INFO)
+    for name in PAYLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(floor)
 
 
 def _bind_temporal_ids(

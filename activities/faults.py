@@ -55,8 +55,7 @@ class FaultyGateway:
         self.faults.before(what)
         if self.faults.refuses(self.channel, request.reference):
             raise PaymentRejectedError(
-                f"{self.channel.value} refused the return to {request.reference}: "
-                "account closed or card cancelled"
+                f"{self.channel.value} refused the return: account closed or card cancelled"
             )
         receipt = self.inner.return_payment(request)
         self.faults.after(what)

@@ -389,20 +389,25 @@ def up(
     raise typer.Exit(asyncio.run(run_up(settings, options)))
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other invisible characters shown as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text.strip())
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run one command and return its exit code, turning every user mistake into one line."""
     try:
         result = app(args=argv, prog_name="refunds", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except UserError as err:
-        print(f"refunds: error: {err}", file=sys.stderr)
+        print(f"refunds: error: {one_line(str(err))}", file=sys.stderr)
         return err.exit_code
     except typer.TyperException as err:
         if type(err).__name__ == "NoArgsIsHelpError":
             print(err.format_message())
             return 0
         message = " ".join(err.format_message().split())
-        print(f"refunds: error: {message}", file=sys.stderr)
+        print(f"refunds: error: {one_line(message)}", file=sys.stderr)
         return err.exit_code or 2
     except typer.Exit as err:
         return err.exit_code

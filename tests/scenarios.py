@@ -142,6 +142,44 @@ async def needs_attention_then_retried(harness: Harness) -> Handle:
     return handle
 
 
+async def fell_back_to_balance(harness: Harness) -> Handle:
+    async with harness.worker_with(fallback_to_balance=True, fault_reject=["alipay:ali-gone"]):
+        cert = certificate(
+            "h-fallback",
+            purchased_at=_ago(1),
+            payments=[{"channel": "alipay", "amount": "88.00", "reference": "ali-gone"}],
+        )
+        handle = await harness.submit(cert)
+        await harness.result(handle)
+    return handle
+
+
+async def resolved_by_hand(harness: Harness) -> Handle:
+    async with harness.worker_with(fault_reject=["bank-dead"]):
+        cert = certificate(
+            "h-manual",
+            purchased_at=_ago(1),
+            payments=[{"channel": "bank", "amount": "300.00", "reference": "bank-dead"}],
+        )
+        handle = await harness.submit(cert)
+        await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
+        await handle.execute_update(
+            RefundWorkflow.resolve_manually,
+            OperatorInput(operator="operator-1", note="paid by wire transfer"),
+        )
+        await harness.result(handle)
+    return handle
+
+
+async def odd_signals(harness: Harness) -> Handle:
+    handle = await _in_review(harness, "h-odd")
+    await handle.signal("approve")
+    await handle.signal("approve", args=[{"reviewer": "rev-1"}, 2])
+    await handle.signal("self_destruct", {"now": True})
+    await handle.signal("approve", {"reviewer": "rev-1"})
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "auto_approved": auto_approved,
     "denied_by_rule": denied_by_rule,
@@ -153,4 +191,7 @@ SCENARIOS: dict[str, Scenario] = {
     "deadline_approved": deadline_approved,
     "deadline_recheck_denied": deadline_recheck_denied,
     "needs_attention_then_retried": needs_attention_then_retried,
+    "fell_back_to_balance": fell_back_to_balance,
+    "resolved_by_hand": resolved_by_hand,
+    "odd_signals": odd_signals,
 }

@@ -1,4 +1,4 @@
-"""Money under faults: fallback to the account balance, needs_attention, retry, manual resolution."""
+"""Money under faults: fallback to the balance, needs_attention, retry, manual resolution."""
 
 from __future__ import annotations
 

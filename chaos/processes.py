@@ -1,0 +1,97 @@
+"""The processes the chaos run abuses: a Temporal dev server and a refunds worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from starter.devserver import DevServerOptions, server_command
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ManagedServer:
+    options: DevServerOptions
+    log: IO[bytes]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.options.host}:{self.options.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            server_command(self.options), stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+        self.restarts += 1
+
+
+@dataclass
+class ManagedWorker:
+    env: dict[str, str]
+    log_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+    kills: int = 0
+    logs: list[Path] = field(default_factory=list)
+
+    def start(self) -> None:
+        log_path = self.log_dir / f"worker-{len(self.logs)}.log"
+        self.logs.append(log_path)
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).with_name("refunds")), "worker"],
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, activities die mid-flight."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+            self.kills += 1
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def failed_activities(self, needle: str) -> int:
+        """Activity attempts that failed with ``needle`` in their error, across all worker logs."""
+        return sum(
+            1
+            for path in self.logs
+            for line in path.read_text(errors="replace").splitlines()
+            if "Completing activity as failed" in line and needle in line
+        )

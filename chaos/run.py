@@ -1,0 +1,364 @@
+"""``make chaos``: N refunds while the worker is SIGKILLed and the server restarted, then reconcile.
+
+The last line printed is one JSON object with the figures; the exit code is non-zero when any
+refund was lost, stuck, paid twice or short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from chaos.processes import ManagedServer, ManagedWorker, free_port
+from chaos.workload import Case, fault_settings, make_cases
+from starter.devserver import DevServerOptions
+from storage.certificates import CertificateStore
+from storage.database import open_database
+from storage.ledger import Ledger
+from storage.reconcile import reconcile
+from workflows.models import (
+    ApproveInput,
+    CancelInput,
+    OperatorInput,
+    RefundRequest,
+    RefundState,
+    RefundStatus,
+    RejectInput,
+)
+from workflows.refund import RefundWorkflow
+from workflows.search_attributes import REFUND_STATE
+
+T = TypeVar("T")
+console = Console(stderr=True, highlight=False)
+REVIEWERS = "chaos-rev-1,chaos-rev-2"
+OPERATOR = "chaos-ops"
+
+
+@dataclass
+class Run:
+    cases: dict[str, Case]
+    client: Client
+    rng: random.Random
+    decided: set[str] = field(default_factory=set)
+    resolved: set[str] = field(default_factory=set)
+    started: set[str] = field(default_factory=set)
+    rpc_retries: int = 0
+
+
+async def persist(call: Callable[[], Awaitable[T]], run: Run, attempts: int = 120) -> T:
+    """Retry a client call through server restarts (connection refused, unavailable)."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except RPCError:
+            if attempt == attempts - 1:
+                raise
+            run.rpc_retries += 1
+            await asyncio.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+async def submit_all(run: Run, task_queue: str, span: float) -> None:
+    """Submit every refund, spread over ``span`` seconds so the chaos meets work in flight."""
+    semaphore = asyncio.Semaphore(16)
+    interval = span / max(len(run.cases), 1)
+
+    async def submit(refund_id: str, case: Case) -> None:
+        cert = case.certificate
+        request = RefundRequest(
+            certificate_id=cert.certificate_id, requester=cert.owner, reason="no_longer_needed"
+        )
+        async with semaphore:
+            # A retried start whose first attempt got through finds its workflow started.
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await persist(
+                    lambda: run.client.start_workflow(
+                        RefundWorkflow.run, request, id=refund_id, task_queue=task_queue
+                    ),
+                    run,
+                )
+            run.started.add(refund_id)
+
+    tasks = []
+    for refund_id, case in run.cases.items():
+        tasks.append(asyncio.ensure_future(submit(refund_id, case)))
+        await asyncio.sleep(interval)
+    await asyncio.gather(*tasks)
+
+
+async def decide(run: Run, refund_id: str) -> None:
+    """The reviewer's decision; a 'race' sends approve and cancel at the same moment."""
+    handle = run.client.get_workflow_handle(refund_id)
+    plan = run.cases[refund_id].plan
+    owner = run.cases[refund_id].certificate.owner
+    reviewer = run.rng.choice(REVIEWERS.split(","))
+
+    async def update(name: str, payload: Any) -> None:
+        # Refused when the other racer decided first.
+        with contextlib.suppress(WorkflowUpdateFailedError):
+            await persist(lambda: handle.execute_update(name, payload), run)
+
+    if plan == "approve":
+        await update("approve_request", ApproveInput(reviewer=reviewer))
+    elif plan == "reject":
+        await update("reject_request", RejectInput(reviewer=reviewer, reason="chaos says no"))
+    elif plan == "cancel":
+        await update("cancel_request", CancelInput(requester=owner))
+    else:
+        await asyncio.gather(
+            persist(lambda: handle.signal("approve", ApproveInput(reviewer=reviewer)), run),
+            update("cancel_request", CancelInput(requester=owner)),
+        )
+    run.decided.add(refund_id)
+
+
+async def resolve(run: Run, refund_id: str) -> None:
+    handle = run.client.get_workflow_handle(refund_id)
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await persist(
+            lambda: handle.execute_update(
+                "resolve_manually",
+                OperatorInput(operator=OPERATOR, note="returned by bank transfer"),
+            ),
+            run,
+        )
+    run.resolved.add(refund_id)
+
+
+async def ids_in_state(run: Run, state: RefundState) -> list[str]:
+    query = f"ExecutionStatus = 'Running' AND {REFUND_STATE.name} = '{state.value}'"
+    return await persist(lambda: _ids(run.client, query), run)
+
+
+async def _ids(client: Client, query: str) -> list[str]:
+    return [execution.id async for execution in client.list_workflows(query)]
+
+
+async def running_count(run: Run) -> int:
+    query = "WorkflowType = 'RefundWorkflow' AND ExecutionStatus = 'Running'"
+    return len(await persist(lambda: _ids(run.client, query), run))
+
+
+async def drive(run: Run, deadline: float, chaos_done: asyncio.Future[None]) -> None:
+    """Act as reviewers and operators until the chaos is over and every refund has finished."""
+    while time.monotonic() < deadline:
+        waiting = [
+            i
+            for i in await ids_in_state(run, RefundState.VALIDATING_APPLICATION)
+            if i not in run.decided
+        ]
+        stuck = [
+            i for i in await ids_in_state(run, RefundState.NEEDS_ATTENTION) if i not in run.resolved
+        ]
+        await asyncio.gather(*(decide(run, i) for i in waiting), *(resolve(run, i) for i in stuck))
+        all_started = len(run.started) == len(run.cases)
+        if chaos_done.done() and all_started and await running_count(run) == 0:
+            return
+        await asyncio.sleep(0.5)
+
+
+async def monkey(
+    worker: ManagedWorker,
+    server: ManagedServer,
+    kills: int,
+    restarts: int,
+    span: float,
+    rng: random.Random,
+) -> None:
+    """SIGKILL the worker ``kills`` times and restart the server ``restarts`` times."""
+    moments = sorted(rng.uniform(0.5, span) for _ in range(kills))
+    restart_after = {max(0, kills // 2 - 1 + i) for i in range(restarts)}
+    started = time.monotonic()
+    for index, moment in enumerate(moments):
+        await asyncio.sleep(max(0.0, started + moment - time.monotonic()))
+        worker.kill()
+        console.print(f"[red]SIGKILL worker[/] ({worker.kills}/{kills})")
+        if index in restart_after:
+            await asyncio.to_thread(server.restart)
+            console.print(f"[red]server restarted[/] on its SQLite file ({server.restarts})")
+        await asyncio.sleep(rng.uniform(0.2, 1.5))
+        worker.start()
+
+
+async def connect(address: str, timeout: float = 60) -> Client:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await Client.connect(address, data_converter=pydantic_data_converter)
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
+
+
+async def chaos(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    cases = make_cases(args.refunds, datetime.now(UTC), rng)
+    db_url = f"sqlite:///{workdir / 'refunds.db'}"
+    engine = open_database(db_url)
+    CertificateStore(engine).seed([case.certificate for case in cases])
+    options = DevServerOptions(
+        host="127.0.0.1",
+        port=free_port(),
+        ui_port=free_port(),
+        database_file=workdir / "temporal.db",
+        namespace="default",
+    )
+    server = ManagedServer(options, (workdir / "server.log").open("ab"))
+    task_queue = "chaos"
+    worker = ManagedWorker(
+        env={
+            "REFUNDS_TEMPORAL_ADDRESS": server.address,
+            "REFUNDS_DATABASE_URL": db_url,
+            "REFUNDS_TASK_QUEUE": task_queue,
+            "REFUNDS_REVIEWERS": REVIEWERS,
+            "REFUNDS_OPERATORS": OPERATOR,
+            "REFUNDS_FALLBACK_TO_BALANCE": "true",
+            "REFUNDS_FAULT_TRANSIENT_RATE": str(args.transient_rate),
+            "REFUNDS_FAULT_LATENCY_MS": str(args.latency_ms),
+            "REFUNDS_FAULT_REJECT": fault_settings(cases),
+            "REFUNDS_LOG_FORMAT": "json",
+        },
+        log_dir=workdir,
+    )
+    server.start()
+    client = await connect(server.address)
+    worker.start()
+    run = Run({f"refund-{c.certificate.certificate_id}": c for c in cases}, client, rng)
+    began = time.monotonic()
+    try:
+        submitting = asyncio.ensure_future(submit_all(run, task_queue, args.span))
+        chaos_task = asyncio.ensure_future(
+            monkey(worker, server, args.kills, args.server_restarts, args.span, rng)
+        )
+        await drive(run, time.monotonic() + args.timeout, chaos_task)
+        await asyncio.gather(submitting, chaos_task)
+        elapsed = time.monotonic() - began
+        return await report(run, engine, worker, server, elapsed)
+    finally:
+        worker.stop()
+        server.stop()
+
+
+async def final_status(run: Run, refund_id: str) -> RefundStatus | None:
+    handle = run.client.get_workflow_handle_for(RefundWorkflow.run, refund_id)
+    try:
+        description = await persist(lambda: handle.describe(), run)
+    except RPCError:
+        return None
+    if description.status is None or description.status.name != "COMPLETED":
+        return None
+    return await handle.result()
+
+
+async def report(
+    run: Run, engine: Any, worker: ManagedWorker, server: ManagedServer, elapsed: float
+) -> dict[str, Any]:
+    ledger = Ledger(engine)
+    returned: Counter[str] = Counter()
+    for entry in ledger.entries():
+        returned[entry.refund_id] += 1
+    amounts: dict[str, Decimal] = {}
+    for entry in ledger.entries():
+        amounts[entry.refund_id] = amounts.get(entry.refund_id, Decimal(0)) + entry.amount
+    states: Counter[str] = Counter()
+    inconsistent: list[str] = []
+    finished = stuck = lost = 0
+    for refund_id in run.cases:
+        status = await final_status(run, refund_id)
+        if refund_id not in run.started:
+            lost += 1
+            continue
+        if status is None:
+            stuck += 1
+            continue
+        finished += 1
+        states[status.state.value] += 1
+        paid = amounts.get(refund_id, Decimal("0.00"))
+        expected = status.refund_amount if status.state is RefundState.REFUNDED else Decimal(0)
+        if paid != expected:
+            inconsistent.append(f"{refund_id}: {status.state.value}, paid {paid} of {expected}")
+    recon = reconcile(engine)
+    figures = {
+        "started": len(run.started),
+        "finished": finished,
+        "stuck": stuck,
+        "lost": lost,
+        "paid_twice": recon.paid_twice,
+        "missing_amount": str(recon.missing_amount),
+        "ledger_mismatches": len(inconsistent),
+        "worker_kills": worker.kills,
+        "server_restarts": server.restarts,
+        "transient_faults_injected": worker.failed_activities("injected: "),
+        "permanent_refusals": worker.failed_activities("refused the return"),
+        "manual_resolutions": len(run.resolved),
+        "client_retries_through_outages": run.rpc_retries,
+        "outcomes": dict(sorted(states.items())),
+        "returned_total": str(recon.returned),
+        "seconds": round(elapsed, 1),
+    }
+    table = Table(title="chaos run", title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    console.print(table)
+    for line in inconsistent[:20]:
+        console.print(f"[red]ledger mismatch[/] {line}")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--refunds", type=int, default=200)
+    parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--server-restarts", type=int, default=1)
+    parser.add_argument("--transient-rate", type=float, default=0.1)
+    parser.add_argument("--latency-ms", type=int, default=30)
+    parser.add_argument("--span", type=float, default=20.0, help="seconds over which to kill")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="refunds-chaos-"))
+    try:
+        figures = asyncio.run(chaos(args, workdir))
+    finally:
+        if args.keep:
+            console.print(f"logs and databases kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(figures), flush=True)
+    healthy = (
+        figures["stuck"] == 0
+        and figures["lost"] == 0
+        and figures["paid_twice"] == 0
+        and figures["missing_amount"] == "0.00"
+        and figures["ledger_mismatches"] == 0
+        and figures["finished"] == figures["started"]
+    )
+    raise SystemExit(0 if healthy else 1)
+
+
+if __name__ == "__main__":
+    main()
