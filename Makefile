@@ -8,7 +8,7 @@ N ?= 200
 KILLS ?= 5
 RESTARTS ?= 1
 
-.PHONY: install run test lint typecheck pytest chaos clean
+.PHONY: install run test lint typecheck pytest chaos bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
+	@echo "Starting the system. In a second terminal: . .venv/bin/activate && refunds demo"
 	$(BIN)/refunds up --seed-demo
 
 lint: $(STAMP)
@@ -32,6 +33,15 @@ pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+BENCH_N ?= 1000
+BENCH_M ?= 2000
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --refunds $(BENCH_N) --parked $(BENCH_M)
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.run --quick
 
 chaos: $(STAMP)
 	$(BIN)/python -m chaos.run --refunds $(N) --kills $(KILLS) --server-restarts $(RESTARTS)

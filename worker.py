@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import compileall
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+import workflows
 from activities.assessment import AssessmentActivities
 from activities.faults import Faults, FaultyAuthority, FaultyGateway
 from activities.gateways import CertificateAuthority, PaymentGateway
@@ -39,13 +44,49 @@ PASSTHROUGH_MODULES = (
 )
 """Pure or worker-side modules the sandbox imports once instead of once per workflow run."""
 
-MAX_CONCURRENT_ACTIVITIES = 32
 PAYABLE_CHANNELS = (Channel.ALIPAY, Channel.BANK, Channel.ACCOUNT_BALANCE)
 
 
-def sandbox_runner() -> SandboxedWorkflowRunner:
-    restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+@dataclass(frozen=True)
+class WorkerTuning:
+    """Worker knobs; the defaults are what ``make bench`` measured best (see BENCHMARKS.md)."""
+
+    max_concurrent_activities: int = 32
+    max_cached_workflows: int = 1000
+    workflow_pollers: int = 5
+    activity_pollers: int = 5
+    passthrough: bool = True
+    precompile: bool = True
+
+
+def precompile_workflow_code() -> None:
+    """Write bytecode for the workflow package, even under PYTHONDONTWRITEBYTECODE.
+
+    The sandbox imports the workflow module afresh for every workflow run; without a ``.pyc``
+    that means compiling it from source each time (a measured 30% of worker CPU per refund,
+    BENCHMARKS.md). Imports read ``.pyc`` files whatever that variable says.
+    """
+    package = Path(workflows.__file__).parent
+    compileall.compile_dir(package, quiet=2, maxlevels=0)
+
+
+def sandbox_runner(passthrough: bool = True) -> SandboxedWorkflowRunner:
+    restrictions = SandboxRestrictions.default
+    if passthrough:
+        restrictions = restrictions.with_passthrough_modules(*PASSTHROUGH_MODULES)
     return SandboxedWorkflowRunner(restrictions=restrictions)
+
+
+def worker_options(tuning: WorkerTuning) -> dict[str, Any]:
+    """The ``Worker`` arguments a tuning stands for (shared with the benchmark's baseline)."""
+    return {
+        "activity_executor": ThreadPoolExecutor(max_workers=tuning.max_concurrent_activities),
+        "max_concurrent_activities": tuning.max_concurrent_activities,
+        "max_cached_workflows": tuning.max_cached_workflows,
+        "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(tuning.workflow_pollers),
+        "activity_task_poller_behavior": PollerBehaviorSimpleMaximum(tuning.activity_pollers),
+        "workflow_runner": sandbox_runner(tuning.passthrough),
+    }
 
 
 def sandbox_activities(settings: Settings) -> RefundActivities:
@@ -79,10 +120,14 @@ def build_worker(
     settings: Settings | None = None,
     activities: RefundActivities | None = None,
     task_queue: str | None = None,
-    max_concurrent_activities: int = MAX_CONCURRENT_ACTIVITIES,
+    tuning: WorkerTuning | None = None,
 ) -> Worker:
     """A ready ``Worker``; ``client`` must use the pydantic data converter."""
     settings = settings or get_settings()
+    if tuning is None:
+        tuning = WorkerTuning(max_cached_workflows=settings.max_cached_workflows)
+    if tuning.precompile:
+        precompile_workflow_code()
     refund_activities = activities or sandbox_activities(settings)
     assessment = AssessmentActivities(settings)
     return Worker(
@@ -104,9 +149,7 @@ def build_worker(
             refund_activities.open_support_ticket,
             refund_activities.notify_customer,
         ],
-        activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
-        max_concurrent_activities=max_concurrent_activities,
-        workflow_runner=sandbox_runner(),
+        **worker_options(tuning),
     )
 
 

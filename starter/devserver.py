@@ -27,6 +27,9 @@ from workflows.search_attributes import DEV_SERVER_TYPES
 log = structlog.get_logger("refunds.up")
 
 STARTUP_TIMEOUT = 60.0
+SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
+"""WAL doubles the embedded server's throughput (BENCHMARKS.md); in WAL mode, ``normal`` sync
+survives process crashes and may lose only the last commits on a power cut."""
 SHUTDOWN_GRACE = 15.0
 
 
@@ -77,6 +80,8 @@ def server_command(options: DevServerOptions) -> list[str]:
         "--log-level",
         "error",
     ]
+    for pragma in SQLITE_PRAGMAS:
+        command += ["--sqlite-pragma", pragma]
     for name, kind in DEV_SERVER_TYPES.items():
         command += ["--search-attribute", f"{name}={kind}"]
     return command

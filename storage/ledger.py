@@ -78,25 +78,24 @@ class Ledger:
         )
 
     def _record_once(self, key: str, values: dict[str, Any]) -> tuple[LedgerEntry, bool]:
-        existing = self.find(key)
-        if existing is not None:
-            return existing, True
+        by_key = select(payment_returns).where(payment_returns.c.idempotency_key == key)
         try:
             with self.engine.begin() as conn:
+                existing = conn.execute(by_key).mappings().first()
+                if existing is not None:
+                    return _entry(existing), True
                 conn.execute(
                     insert(payment_returns).values(
                         idempotency_key=key, returned_at=datetime.now(UTC), **values
                     )
                 )
+                return _entry(conn.execute(by_key).mappings().one()), False
         except IntegrityError:
             # Another attempt recorded the same key between our read and our write.
             raced = self.find(key)
             if raced is None:
                 raise
             return raced, True
-        entry = self.find(key)
-        assert entry is not None
-        return entry, False
 
     def find(self, idempotency_key: str) -> LedgerEntry | None:
         query = select(payment_returns).where(payment_returns.c.idempotency_key == idempotency_key)

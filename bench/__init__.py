@@ -1,0 +1,1 @@
+"""``make bench``: the refund engine measured against a baseline in the same run."""

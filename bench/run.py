@@ -1,0 +1,372 @@
+"""``make bench``: throughput, latency, parked reviews and server cost, against a baseline.
+
+Everything runs on one bundled dev server (SQLite file) in one run, so the ratios against the
+baseline are the claim; absolute figures depend on the machine. Workers run in their own
+processes, the driver in this one. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from bench.baseline import BaselineInput, BaselineWorkflow
+from chaos.processes import ManagedServer, free_port
+from starter.devserver import DevServerOptions
+from storage.certificates import CertificateStore
+from storage.database import open_database
+from workflows.models import ApproveInput, Certificate, RefundRequest, RefundState
+from workflows.refund import RefundWorkflow
+from workflows.search_attributes import REFUND_STATE
+
+console = Console(stderr=True, highlight=False)
+LEGS = [
+    {"channel": "alipay", "amount": "199.00", "reference": "ali"},
+    {"channel": "bank", "amount": "100.00", "reference": "bank"},
+    {"channel": "voucher", "amount": "50.00", "reference": "vch"},
+]
+REFUNDABLE_LEGS = 2
+CONCURRENCY = 64
+
+
+def certificates(prefix: str, count: int, bought_days_ago: int) -> list[Certificate]:
+    bought = datetime.now(UTC) - timedelta(days=bought_days_ago)
+    return [
+        Certificate.model_validate(
+            {
+                "certificate_id": f"{prefix}-{i:05d}",
+                "owner": f"user-{i}",
+                "product": "DV",
+                "validation": "not_submitted",
+                "purchased_at": bought,
+                "expires_at": bought + timedelta(days=365),
+                "order": {"order_id": f"{prefix}-ord-{i:05d}", "payments": LEGS},
+            }
+        )
+        for i in range(count)
+    ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[str]
+
+    @classmethod
+    def start(
+        cls, kind: str, env: dict[str, str], log: Path, extra: Sequence[str]
+    ) -> WorkerProcess:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.worker", kind, *extra],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=log.open("a"),
+            text=True,
+        )
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the {kind} worker did not start; see {log}")
+        return cls(process)
+
+    def rss_mib(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+        return kib / 1024
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+async def bounded(calls: Sequence[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[Any]]) -> Any:
+        async with semaphore:
+            return await call()
+
+    return await asyncio.gather(*(one(c) for c in calls))
+
+
+def refund_start(client: Client, cert: Certificate, queue: str) -> Callable[[], Awaitable[Any]]:
+    request = RefundRequest(
+        certificate_id=cert.certificate_id, requester=cert.owner, reason="no_longer_needed"
+    )
+    return lambda: client.start_workflow(
+        RefundWorkflow.run, request, id=f"refund-{cert.certificate_id}", task_queue=queue
+    )
+
+
+def baseline_start(client: Client, name: str, queue: str) -> Callable[[], Awaitable[Any]]:
+    request = BaselineInput(refund_id=name, legs=REFUNDABLE_LEGS)
+    return lambda: client.start_workflow(
+        BaselineWorkflow.run, request, id=f"baseline-{name}", task_queue=queue
+    )
+
+
+async def drain(starts: Sequence[Callable[[], Awaitable[Any]]]) -> tuple[float, list[Any]]:
+    """Seconds from the first start to the last result, and the handles."""
+    began = time.perf_counter()
+    handles: list[WorkflowHandle[Any, Any]] = await bounded(starts, CONCURRENCY)
+    await bounded([h.result for h in handles], 4 * CONCURRENCY)
+    return time.perf_counter() - began, handles
+
+
+LOW_RATE_PAUSE = 0.25
+"""Seconds between latency samples, so each meets an idle server (BENCHMARKS.md)."""
+
+
+async def latencies(starts: Sequence[Callable[[], Awaitable[Any]]]) -> list[float]:
+    """Milliseconds from start to result, one workflow at a time, at a low rate."""
+    samples = []
+    for start in starts:
+        await asyncio.sleep(LOW_RATE_PAUSE)
+        began = time.perf_counter()
+        handle = await start()
+        await handle.result()
+        samples.append((time.perf_counter() - began) * 1000)
+    return samples
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def server_cost(handles: list[WorkflowHandle[Any, Any]]) -> tuple[float, float]:
+    """Mean history events and state transitions over a sample of finished workflows."""
+    events, transitions = [], []
+    for handle in handles[:10]:
+        history = await handle.fetch_history()
+        events.append(len(history.events))
+        description = await handle.describe()
+        transitions.append(
+            description.raw_description.workflow_execution_info.state_transition_count
+        )
+    return statistics.mean(events), statistics.mean(transitions)
+
+
+async def count(client: Client, query: str) -> int:
+    return (await client.count_workflows(query)).count
+
+
+async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    db_url = f"sqlite:///{workdir / 'refunds.db'}"
+    store = CertificateStore(open_database(db_url))
+    drain_certs = certificates("drain", args.refunds, 1)
+    latency_certs = certificates("lat", args.samples, 1)
+    parked_certs = certificates("park", args.parked, 10)
+    store.seed(drain_certs + latency_certs + parked_certs)
+    options = DevServerOptions(
+        "127.0.0.1", free_port(), free_port(), workdir / "temporal.db", "default"
+    )
+    server = ManagedServer(options, (workdir / "server.log").open("ab"))
+    server.start()
+    client = await _connect(server.address)
+    log = workdir / "workers.log"
+    tuning = args.worker_args.split()
+
+    def env(queue: str) -> dict[str, str]:
+        return {
+            "REFUNDS_TEMPORAL_ADDRESS": server.address,
+            "REFUNDS_DATABASE_URL": db_url,
+            "REFUNDS_TASK_QUEUE": queue,
+            "REFUNDS_REVIEWERS": "bench-reviewer",
+            "REFUNDS_LOG_FORMAT": "json",
+        }
+
+    results: dict[str, Any] = {}
+    try:
+        base_worker = WorkerProcess.start("baseline", env("baseline"), log, tuning)
+        console.print(f"baseline drain of {args.refunds} ...")
+        assert server.process is not None
+        server_pid = server.process.pid
+        base_cpu, base_server = base_worker.cpu_seconds(), cpu_seconds(server_pid)
+        base_seconds, base_handles = await drain(
+            [baseline_start(client, f"d{i}", "baseline") for i in range(args.refunds)]
+        )
+        base_cpu = base_worker.cpu_seconds() - base_cpu
+        base_server = cpu_seconds(server_pid) - base_server
+        ours_worker = WorkerProcess.start("refund", env("refunds"), log, tuning)
+        console.print(f"refund drain of {args.refunds} ...")
+        ours_cpu, ours_server = ours_worker.cpu_seconds(), cpu_seconds(server_pid)
+        ours_seconds, ours_handles = await drain(
+            [refund_start(client, c, "refunds") for c in drain_certs]
+        )
+        ours_cpu = ours_worker.cpu_seconds() - ours_cpu
+        ours_server = cpu_seconds(server_pid) - ours_server
+        console.print(f"latency, {args.samples} each ...")
+        ours_lat = await latencies([refund_start(client, c, "refunds") for c in latency_certs])
+        base_lat = await latencies(
+            [baseline_start(client, f"l{i}", "baseline") for i in range(args.samples)]
+        )
+        base_worker.stop()
+        refunded = await count(
+            client, f"{REFUND_STATE.name} = 'refunded' AND ExecutionStatus = 'Completed'"
+        )
+        assert refunded == args.refunds + args.samples, f"only {refunded} refunded"
+        events, transitions = await server_cost(ours_handles)
+        base_events, base_transitions = await server_cost(base_handles)
+
+        ours_worker.stop()
+        console.print(f"parking {args.parked} reviews on a fresh worker ...")
+        ours_worker = WorkerProcess.start("refund", env("parked"), log, tuning)
+        idle_rss = ours_worker.rss_mib()
+        began = time.perf_counter()
+        await bounded([refund_start(client, c, "parked") for c in parked_certs], CONCURRENCY)
+        waiting = f"{REFUND_STATE.name} = '{RefundState.VALIDATING_APPLICATION.value}'"
+        while await count(client, waiting) < args.parked:
+            await asyncio.sleep(2)
+        park_seconds = time.perf_counter() - began
+        await asyncio.sleep(2)
+        parked_rss = ours_worker.rss_mib()
+        console.print(f"approving {args.parked} ...")
+        began = time.perf_counter()
+        handles = [client.get_workflow_handle(f"refund-{c.certificate_id}") for c in parked_certs]
+        approve = ApproveInput(reviewer="bench-reviewer")
+        await bounded([_approver(h, approve) for h in handles], CONCURRENCY)
+        await bounded([h.result for h in handles], 4 * CONCURRENCY)
+        approve_seconds = time.perf_counter() - began
+        ours_worker.stop()
+
+        results = {
+            "refunds": args.refunds,
+            "refunds_per_s": round(args.refunds / ours_seconds, 1),
+            "baseline_per_s": round(args.refunds / base_seconds, 1),
+            "throughput_ratio": round(base_seconds / ours_seconds, 3),
+            "p50_ms": round(percentile(ours_lat, 0.5), 1),
+            "p99_ms": round(percentile(ours_lat, 0.99), 1),
+            "baseline_p50_ms": round(percentile(base_lat, 0.5), 1),
+            "baseline_p99_ms": round(percentile(base_lat, 0.99), 1),
+            "latency_ratio": round(percentile(ours_lat, 0.5) / percentile(base_lat, 0.5), 3),
+            "parked": args.parked,
+            "worker_rss_idle_mib": round(idle_rss, 1),
+            "worker_rss_mib": round(parked_rss, 1),
+            "approvals_per_s": round(args.parked / approve_seconds, 1),
+            "parked_per_s": round(args.parked / park_seconds, 1),
+            "worker_cpu_ms_per_refund": round(1000 * ours_cpu / args.refunds, 2),
+            "baseline_worker_cpu_ms": round(1000 * base_cpu / args.refunds, 2),
+            "server_cpu_ms_per_refund": round(1000 * ours_server / args.refunds, 2),
+            "baseline_server_cpu_ms": round(1000 * base_server / args.refunds, 2),
+            "events_per_refund": round(events, 1),
+            "baseline_events": round(base_events, 1),
+            "state_transitions_per_refund": round(transitions, 1),
+            "baseline_state_transitions": round(base_transitions, 1),
+            "latency_samples": args.samples,
+            "worker_args": args.worker_args,
+        }
+    finally:
+        server.stop()
+    return results
+
+
+def _approver(
+    handle: WorkflowHandle[Any, Any], approve: ApproveInput
+) -> Callable[[], Awaitable[Any]]:
+    return lambda: handle.execute_update("approve_request", approve)
+
+
+async def _connect(address: str) -> Client:
+    for _ in range(200):
+        try:
+            return await Client.connect(address, data_converter=pydantic_data_converter)
+        except RuntimeError:
+            await asyncio.sleep(0.3)
+    raise RuntimeError(f"no Temporal server at {address}")
+
+
+def show(results: dict[str, Any]) -> None:
+    table = Table(title="refund engine against its baseline", title_justify="left")
+    for column in ("measure", "refunds", "baseline", "ratio"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    table.add_row(
+        f"drain of {results['refunds']} auto refunds (/s)",
+        str(results["refunds_per_s"]),
+        str(results["baseline_per_s"]),
+        str(results["throughput_ratio"]),
+    )
+    table.add_row(
+        "latency p50 (ms)",
+        str(results["p50_ms"]),
+        str(results["baseline_p50_ms"]),
+        str(results["latency_ratio"]),
+    )
+    table.add_row("latency p99 (ms)", str(results["p99_ms"]), str(results["baseline_p99_ms"]), "")
+    table.add_row(
+        "worker CPU per workflow (ms)",
+        str(results["worker_cpu_ms_per_refund"]),
+        str(results["baseline_worker_cpu_ms"]),
+        "",
+    )
+    table.add_row(
+        "server CPU per workflow (ms)",
+        str(results["server_cpu_ms_per_refund"]),
+        str(results["baseline_server_cpu_ms"]),
+        "",
+    )
+    table.add_row(
+        "history events per workflow",
+        str(results["events_per_refund"]),
+        str(results["baseline_events"]),
+        "",
+    )
+    table.add_row(
+        "state transitions per workflow",
+        str(results["state_transitions_per_refund"]),
+        str(results["baseline_state_transitions"]),
+        "",
+    )
+    table.add_row(
+        f"worker RSS with {results['parked']} parked reviews (MiB)",
+        f"{results['worker_rss_mib']} (idle {results['worker_rss_idle_mib']})",
+        "",
+        "",
+    )
+    table.add_row("reviews parked (/s)", str(results["parked_per_s"]), "", "")
+    table.add_row("approvals of parked reviews (/s)", str(results["approvals_per_s"]), "", "")
+    console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--refunds", type=int, default=1000)
+    parser.add_argument("--parked", type=int, default=2000)
+    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    parser.add_argument("--worker-args", default="", help="tuning flags for bench.worker")
+    args = parser.parse_args()
+    if args.quick:
+        args.refunds, args.parked, args.samples = 100, 200, 20
+    with tempfile.TemporaryDirectory(prefix="refunds-bench-") as scratch:
+        results = asyncio.run(bench(args, Path(scratch)))
+    show(results)
+    print(json.dumps(results), flush=True)
+
+
+if __name__ == "__main__":
+    main()

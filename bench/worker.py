@@ -1,0 +1,70 @@
+"""A benchmark worker process: the refund worker or the baseline, with chosen tuning."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import compileall
+import signal
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from bench.baseline import BaselineWorkflow, baseline_step
+from settings import Settings
+from worker import WorkerTuning, build_worker, worker_options
+
+
+def tuning_from(args: argparse.Namespace) -> WorkerTuning:
+    return WorkerTuning(
+        max_concurrent_activities=args.max_activities,
+        max_cached_workflows=args.max_cached,
+        workflow_pollers=args.workflow_pollers,
+        activity_pollers=args.activity_pollers,
+        passthrough=not args.no_passthrough,
+        precompile=not args.no_precompile,
+    )
+
+
+async def serve(args: argparse.Namespace) -> None:
+    settings = Settings()
+    client = await Client.connect(settings.temporal_address, data_converter=pydantic_data_converter)
+    tuning = tuning_from(args)
+    if args.kind == "refund":
+        worker = build_worker(client, settings=settings, tuning=tuning)
+    else:
+        if tuning.precompile:
+            compileall.compile_dir(Path(__file__).parent, quiet=2, maxlevels=0)
+        worker = Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=[BaselineWorkflow],
+            activities=[baseline_step],
+            **worker_options(tuning),
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with worker:
+        print("ready", flush=True)
+        await stop.wait()
+
+
+def parser() -> argparse.ArgumentParser:
+    defaults = WorkerTuning()
+    p = argparse.ArgumentParser()
+    p.add_argument("kind", choices=["refund", "baseline"])
+    p.add_argument("--max-activities", type=int, default=defaults.max_concurrent_activities)
+    p.add_argument("--max-cached", type=int, default=defaults.max_cached_workflows)
+    p.add_argument("--workflow-pollers", type=int, default=defaults.workflow_pollers)
+    p.add_argument("--activity-pollers", type=int, default=defaults.activity_pollers)
+    p.add_argument("--no-passthrough", action="store_true")
+    p.add_argument("--no-precompile", action="store_true")
+    return p
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(parser().parse_args()))
