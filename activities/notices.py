@@ -1,33 +1,79 @@
-"""What the customer is told at each outcome."""
+"""What the customer is told at each outcome: templates the notify activity renders."""
 
 from __future__ import annotations
 
-from workflows.models import CustomerNotice, LegState, RefundState
+from string import Template
 
-CHANNEL_NAMES = {
-    "alipay": "your Alipay account",
-    "bank": "your online bank account",
-    "account_balance": "your Alibaba Cloud account balance",
+from workflows.models import Channel, CustomerNotice, LegState, LegStatus, RefundState
+
+DESTINATIONS = {
+    Channel.ALIPAY: "your Alipay account",
+    Channel.BANK: "your online bank account",
+    Channel.ACCOUNT_BALANCE: "your Alibaba Cloud account balance",
 }
+
+REFUNDED = Template(
+    "Your refund $refund_id for certificate $certificate_id is complete.\n"
+    "We returned $total $currency:\n"
+    "${lines}"
+    "${kept}"
+    "Money returned to Alipay or a bank usually arrives within 1-5 business days."
+)
+REFUNDED_LINE = Template("- $amount $currency to $destination$note\n")
+VOUCHERS_KEPT = "Payments made with vouchers are not returned.\n"
+REJECTED = Template(
+    "Your refund request $refund_id for certificate $certificate_id was not approved.\n"
+    "Reason: $reason\n"
+    "$usable"
+)
+CANCELLED = Template(
+    "Your refund request $refund_id for certificate $certificate_id was cancelled "
+    "as you asked. Nothing was charged or returned, and you can continue to use the certificate."
+)
+STILL_USABLE = "You can continue to use the certificate."
+
+
+def _returned_line(leg: LegStatus, currency: str) -> str:
+    channel = leg.returned_via or leg.channel
+    note = ""
+    if leg.returned_via is not None:
+        note = f" (the {leg.channel.value} payment could not be returned there)"
+    if leg.status is LegState.RETURNED_MANUALLY:
+        return REFUNDED_LINE.substitute(
+            amount=leg.amount,
+            currency=currency,
+            destination="you by our billing team",
+            note=" (returned by hand; they will contact you)",
+        )
+    return REFUNDED_LINE.substitute(
+        amount=leg.amount,
+        currency=currency,
+        destination=DESTINATIONS.get(channel, channel.value),
+        note=note,
+    )
 
 
 def render_notice(notice: CustomerNotice) -> str:
-    """The message for ``notice``; amounts per channel, reasons as the reviewer wrote them."""
-    head = f"Refund {notice.refund_id} for certificate {notice.certificate_id}"
+    """The message for ``notice``: amounts per channel, or the reviewer's reason as written."""
+    names = {"refund_id": notice.refund_id, "certificate_id": notice.certificate_id}
     if notice.state is RefundState.REFUNDED:
-        lines = [
-            f"- {leg.amount} {notice.currency} to {CHANNEL_NAMES.get(leg.channel, leg.channel)}"
+        returned = [
+            leg
             for leg in notice.legs
-            if leg.status is LegState.RETURNED
+            if leg.status in (LegState.RETURNED, LegState.RETURNED_MANUALLY)
         ]
-        kept = [leg for leg in notice.legs if leg.status is LegState.NOT_REFUNDABLE]
-        text = f"{head} is complete. We returned:\n" + "\n".join(lines)
-        if kept:
-            text += "\nVoucher payments are not returned."
-        return text
+        kept = any(leg.channel is Channel.VOUCHER for leg in notice.legs)
+        return REFUNDED.substitute(
+            names,
+            total=sum(leg.amount for leg in returned),
+            currency=notice.currency,
+            lines="".join(_returned_line(leg, notice.currency) for leg in returned),
+            kept=VOUCHERS_KEPT if kept else "",
+        )
     if notice.state is RefundState.REJECTED:
-        why = notice.message or "the request does not meet the refund conditions"
-        return f"{head} was not approved: {why}. You can continue to use the certificate."
+        reason = notice.message or "the request does not meet the refund conditions"
+        expired = notice.rule is not None and notice.rule.value == "expired"
+        return REJECTED.substitute(names, reason=reason, usable="" if expired else STILL_USABLE)
     if notice.state is RefundState.CANCELLED:
-        return f"{head} was cancelled at your request. You can continue to use the certificate."
-    return f"{head}: {notice.state.value}. {notice.message}".strip()
+        return CANCELLED.substitute(names)
+    return f"Refund {notice.refund_id}: {notice.state.value}. {notice.message}".strip()

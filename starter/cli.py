@@ -14,10 +14,12 @@ from typing import Annotated, TypeVar
 import structlog
 import typer
 from pydantic import ValidationError
+from rich.console import Console
 
 from logs import configure_logging
 from settings import Settings, get_settings
 from starter.client import RefundClient, connect, refund_client
+from starter.demo import Demo, DemoResult, outcome_table
 from starter.demo_data import demo_certificates
 from starter.devserver import DevServerOptions, parse_address, run_up
 from starter.errors import UserError
@@ -32,6 +34,7 @@ from starter.render import (
     status_json,
     status_panel,
 )
+from starter.review_queue import review_queue
 from storage.certificates import CertificateNotFoundError, CertificateStore, SeedConflictError
 from storage.database import open_database
 from storage.ledger import Ledger
@@ -145,7 +148,12 @@ def check(
     console.print(decision_panel(decision, deadline, settings.zone))
 
 
-ReviewerOption = Annotated[str, typer.Option("--reviewer", help="Your reviewer id.")]
+ReviewerOption = Annotated[
+    str, typer.Option("--reviewer", envvar="REFUNDS_REVIEWER", help="Your reviewer id.")
+]
+OperatorOption = Annotated[
+    str, typer.Option("--operator", envvar="REFUNDS_OPERATOR", help="Your operator id.")
+]
 
 
 def _request(**fields: object) -> RefundRequest:
@@ -199,7 +207,11 @@ def submit(
     handle = _call(settings, lambda refunds: refunds.submit(request))
     if json_output:
         print_json(
-            {"refund_id": handle.id, "certificate_id": certificate_id, "run_id": handle.run_id}
+            {
+                "refund_id": handle.id,
+                "certificate_id": certificate_id,
+                "run_id": handle.first_execution_run_id,
+            }
         )
         return
     print(handle.id)
@@ -249,7 +261,7 @@ def cancel(
 @app.command()
 def retry(
     refund_id: Annotated[str, typer.Argument(help="A refund that needs attention.")],
-    operator: Annotated[str, typer.Option("--operator", help="Your operator id.")],
+    operator: OperatorOption,
     note: Annotated[str | None, typer.Option("--note", help="What was fixed.")] = None,
     json_output: JsonFlag = False,
 ) -> None:
@@ -282,33 +294,41 @@ def status(
 
 
 @app.command()
-def pending(json_output: JsonFlag = False) -> None:
-    """Refunds awaiting review, soonest deadline first."""
+def pending(
+    reason: Annotated[
+        RefundReason | None, typer.Option("--reason", help="Only requests with this reason.")
+    ] = None,
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Only requests past their review deadline.")
+    ] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """The review queue: requests awaiting review, soonest deadline first."""
     settings = load_settings()
     reviews = _call(settings, lambda refunds: refunds.pending())
+    queue = review_queue(
+        reviews,
+        datetime.now(UTC),
+        settings.zone,
+        BusinessCalendar(settings.holiday_country),
+        reason=reason,
+        overdue_only=overdue,
+    )
     if json_output:
-        print_json(
-            [
-                {
-                    "refund_id": r.refund_id,
-                    "certificate_id": r.certificate_id,
-                    "submitted_at": r.submitted_at.isoformat(),
-                    "review_deadline": r.review_deadline.isoformat() if r.review_deadline else None,
-                }
-                for r in reviews
-            ]
+        print_json([entry.as_json() for entry in queue])
+        return
+    if not queue:
+        console.print(
+            "nothing awaits review" + (" with those filters" if reason or overdue else "")
         )
         return
-    if not reviews:
-        console.print("nothing awaits review")
-        return
-    console.print(pending_table(reviews, settings.zone, datetime.now(UTC)))
+    console.print(pending_table(queue, settings.zone))
 
 
 @app.command()
 def resolve(
     refund_id: Annotated[str, typer.Argument(help="A refund that needs attention.")],
-    operator: Annotated[str, typer.Option("--operator", help="Your operator id.")],
+    operator: OperatorOption,
     note: Annotated[str, typer.Option("--note", help="What you did, e.g. how the money went.")],
     json_output: JsonFlag = False,
 ) -> None:
@@ -336,6 +356,25 @@ def ledger(
         return
     console.print(ledger_table(entries, settings.zone))
     console.print(reconciliation_table(balances))
+
+
+@app.command()
+def demo(json_output: JsonFlag = False) -> None:
+    """Walk every path (auto, approve, reject, cancel, denied, duplicate) against `refunds up`."""
+    settings = load_settings()
+    store = certificate_store(settings)
+
+    progress = Console(stderr=True, highlight=False) if json_output else console
+
+    async def walk(refunds: RefundClient) -> list[DemoResult]:
+        return await Demo(refunds, store, settings, progress).run()
+
+    outcomes = _call(settings, walk)
+    if json_output:
+        print_json([outcome.__dict__ for outcome in outcomes])
+        return
+    console.print(outcome_table(outcomes))
+    console.print("Open the Web UI links above, or run `refunds pending` to see the one in review.")
 
 
 @app.command("worker")

@@ -127,7 +127,7 @@ class RefundClient:
         async def poll() -> RefundStatus:
             while True:
                 status = await self.status(refund_id)
-                if status.state in SETTLED_STATES:
+                if status.state in SETTLED_STATES and not status.decision_pending:
                     return status
                 await asyncio.sleep(0.1)
 
@@ -152,6 +152,19 @@ class RefundClient:
                     submitted_at=execution.start_time,
                 )
             )
+        limit = asyncio.Semaphore(16)
+
+        async def add_details(review: PendingReview) -> None:
+            async with limit:
+                handle = self.client.get_workflow_handle_for(RefundWorkflow.run, review.refund_id)
+                try:
+                    review.details = await handle.query(
+                        RefundWorkflow.status, rpc_timeout=RPC_TIMEOUT
+                    )
+                except (RPCError, WorkflowQueryFailedError):
+                    review.details = None
+
+        await asyncio.gather(*map(add_details, found))
         return sorted(found, key=lambda p: (p.review_deadline is None, p.review_deadline))
 
     async def _running(self, refund_id: str) -> WorkflowHandle[Any, Any]:
@@ -177,12 +190,14 @@ class RefundClient:
         return f"Temporal refused the request: {_first_line(err)}"
 
 
-@dataclass(frozen=True)
+@dataclass
 class PendingReview:
     refund_id: str
     certificate_id: str
     review_deadline: datetime | None
     submitted_at: datetime
+    details: RefundStatus | None = None
+    """Requester, reason and amount from the workflow itself; ``None`` if it did not answer."""
 
 
 @asynccontextmanager

@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from starter.client import PendingReview
+from starter.review_queue import QueueEntry
 from storage.ledger import LedgerEntry
 from storage.reconcile import Reconciliation
 from workflows.models import Decision, Outcome, RefundStatus
@@ -109,32 +109,62 @@ def status_panel(status: RefundStatus, zone: ZoneInfo) -> Panel:
                 leg.transaction_id or leg.detail,
             )
         parts.append(legs)
-    audit = Table(title="audit trail", title_justify="left")
-    for column in ("time", "who", "what", "detail"):
-        audit.add_column(column)
-    for entry in status.audit:
-        style = "" if entry.accepted else "red"
-        what = entry.action if entry.accepted else f"{entry.action} [refused]"
-        audit.add_row(
-            local_time(entry.at, zone), entry.actor, Text(what, style=style), entry.detail
-        )
-    parts.append(audit)
+    parts.append(timeline(status, zone))
     for warning in status.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     return Panel(Group(*parts), title=status.refund_id, expand=False)
 
 
-def pending_table(reviews: list[PendingReview], zone: ZoneInfo, now: datetime) -> Table:
+def timeline(status: RefundStatus, zone: ZoneInfo) -> Table:
+    """The audit trail as a timeline: when, who, what, and refusals marked."""
+    table = Table(title="timeline", title_justify="left", box=None, padding=(0, 1))
+    table.add_column("when", style="dim", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("who", no_wrap=True)
+    table.add_column("what")
+    for entry in status.audit:
+        mark = Text("✔", style="green") if entry.accepted else Text("✘", style="bold red")
+        what = Text(entry.action, style="" if entry.accepted else "red")
+        if entry.detail:
+            what.append(f"  {entry.detail}", style="dim" if entry.accepted else "red")
+        table.add_row(
+            entry.at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"), mark, entry.actor, what
+        )
+    return table
+
+
+def pending_table(queue: list[QueueEntry], zone: ZoneInfo) -> Table:
     table = Table(title="awaiting review, soonest deadline first", title_justify="left")
-    for column in ("refund", "certificate", "submitted", "deadline"):
-        table.add_column(column)
-    for review in reviews:
-        overdue = review.review_deadline is not None and review.review_deadline <= now
+    for column in (
+        "refund",
+        "certificate",
+        "requester",
+        "reason",
+        "amount",
+        "submitted",
+        "deadline",
+        "business days left",
+    ):
+        table.add_column(
+            column, justify="right" if column in ("amount", "business days left") else "left"
+        )
+    for entry in queue:
+        review = entry.review
+        urgent = entry.overdue or (
+            entry.business_days_left is not None and entry.business_days_left <= 2
+        )
+        left = "overdue" if entry.overdue else str(entry.business_days_left)
         table.add_row(
             review.refund_id,
             review.certificate_id,
+            entry.requester or "?",
+            entry.reason.value if entry.reason else "?",
+            f"{entry.amount} {entry.currency}" if entry.amount is not None else "?",
             local_time(review.submitted_at, zone),
-            Text(local_time(review.review_deadline, zone), style="bold red" if overdue else ""),
+            Text(
+                local_time(review.review_deadline, zone), style="bold red" if entry.overdue else ""
+            ),
+            Text(left, style="bold red" if entry.overdue else "yellow" if urgent else ""),
         )
     return table
 

@@ -2,100 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-REFUNDS = str(Path(sys.executable).with_name("refunds"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class System:
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.ui_port = free_port()
-        self.env = {
-            **os.environ,
-            "REFUNDS_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
-            "REFUNDS_DATABASE_URL": f"sqlite:///{workdir / 'refunds.db'}",
-            "REFUNDS_REVIEWERS": "rev-1,rev-2",
-            "COLUMNS": "200",
-        }
-
-    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [REFUNDS, *args],
-            env=self.env,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if ok:
-            assert done.returncode == 0, done.stderr
-        return done
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.run(*args, "--json").stdout)
-
-    def refused(self, *args: str) -> str:
-        done = self.run(*args, ok=False)
-        assert done.returncode != 0
-        lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1, done.stderr
-        assert "Traceback" not in done.stderr
-        return lines[0]
+from tests.live_system import System
 
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory) -> Iterator[System]:
-    workdir = tmp_path_factory.mktemp("up")
-    system = System(workdir)
-    process = subprocess.Popen(
-        [
-            REFUNDS,
-            "up",
-            "--ui-port",
-            str(system.ui_port),
-            "--temporal-db",
-            "temporal.db",
-            "--seed-demo",
-        ],
-        env=system.env,
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    banner = ""
-    while "Web UI:" not in banner:
-        line = process.stdout.readline()
-        assert line or process.poll() is None, process.stderr.read() if process.stderr else ""
-        banner += line
-        assert time.monotonic() < deadline, banner
-    system.banner = banner  # type: ignore[attr-defined]
-    system.process = process  # type: ignore[attr-defined]
+    system = System(tmp_path_factory.mktemp("up"))
+    system.up()
     yield system
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
+    system.down()
 
 
 def test_up_prints_the_web_ui_address(system):
@@ -108,6 +28,7 @@ def test_auto_refund_through_the_cli(system):
         "submit", "demo-auto", "--requester", "user-17", "--reason", "no_longer_needed"
     )
     assert submitted["refund_id"] == "refund-demo-auto"
+    assert len(submitted["run_id"] or "") == 36
     status = system.json("status", "refund-demo-auto", "--wait")
     elapsed = time.monotonic() - started
     assert status["state"] == "refunded"
@@ -206,6 +127,55 @@ def test_denied_and_user_mistakes(system):
     )
 
 
+def test_demo_walks_every_path(system):
+    results = system.json("demo")
+    assert [r["state"] for r in results] == [
+        "refunded",
+        "refunded",
+        "rejected",
+        "cancelled",
+        "rejected",
+        "validating_application",
+    ]
+    assert results[4]["rule"] == "issued-over-28-days"
+    for result in results:
+        assert result["link"].startswith(f"{system.ui}/namespaces/default/workflows/refund-demo")
+        assert result["link"].endswith("/history")
+
+
+def test_review_queue_with_details_and_filters(system):
+    system.run("submit", "demo-review", "--requester", "user-18", "--reason", "validation_stuck")
+    system.json("status", "refund-demo-review", "--wait")
+    queue = system.json("pending")
+    entry = next(e for e in queue if e["refund_id"] == "refund-demo-review")
+    assert entry["requester"] == "user-18"
+    assert entry["reason"] == "validation_stuck"
+    assert entry["refund_amount"] == "199.00"
+    assert 10 <= entry["business_days_left"] <= 16
+    assert entry["overdue"] is False
+    deadlines = [e["review_deadline"] for e in queue]
+    assert deadlines == sorted(deadlines)
+    only_stuck = system.json("pending", "--reason", "validation_stuck")
+    assert {e["reason"] for e in only_stuck} == {"validation_stuck"}
+    assert system.json("pending", "--overdue") == []
+    table = system.run("pending").stdout
+    assert "refund-demo-review" in table and "business days left" in table
+
+
+def test_reviewer_identity_comes_from_the_environment(system):
+    system.run("submit", "demo-reject", "--requester", "user-21", "--reason", "no_longer_needed")
+    system.json("status", "refund-demo-reject", "--wait")
+    line = system.refused("approve", "refund-demo-reject")
+    assert "Missing option '--reviewer'" in line
+    system.env["REFUNDS_REVIEWER"] = "rev-2"
+    try:
+        system.run("approve", "refund-demo-reject")
+    finally:
+        del system.env["REFUNDS_REVIEWER"]
+    done = system.json("status", "refund-demo-reject", "--wait")
+    assert (done["state"], done["decided_by"]) == ("refunded", "rev-2")
+
+
 def test_no_server_is_one_line(tmp_path):
     lonely = System(tmp_path)
     line = lonely.refused("pending")
@@ -213,9 +183,5 @@ def test_no_server_is_one_line(tmp_path):
 
 
 def test_sigterm_stops_worker_and_server(system):
-    process = system.process
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(30) == 0
-    line = System(system.workdir)
-    line.env = system.env
-    assert "cannot reach Temporal" in line.refused("pending")
+    assert system.down() == 0
+    assert "cannot reach Temporal" in system.refused("pending")

@@ -391,6 +391,8 @@ class RefundStatus(BaseModel):
     reason: RefundReason
     feedback: str | None = None
     state: RefundState
+    decision_pending: bool = False
+    """A review decision (or the deadline) was taken and is being carried out."""
     outcome: Outcome | None = None
     rule: RuleId | None = None
     explanation: str = ""

@@ -247,6 +247,8 @@ class RefundWorkflow:
             reason=self._request.reason,
             feedback=self._request.feedback,
             state=self._state,
+            decision_pending=self._state is RefundState.VALIDATING_APPLICATION
+            and (self._review is not None or self._review_closed),
             outcome=decision.outcome if decision else None,
             rule=decision.rule if decision else None,
             explanation=decision.explanation if decision else "",

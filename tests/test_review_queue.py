@@ -1,0 +1,63 @@
+"""The review queue's arithmetic: business days left, overdue, filters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from starter.client import PendingReview
+from starter.review_queue import review_queue
+from tests.factories import SHANGHAI, shanghai
+from workflows.business_days import BusinessCalendar
+from workflows.models import RefundReason, RefundState, RefundStatus
+
+NOW = shanghai(2026, 11, 27, 10)  # a Friday
+
+
+def pending(refund_id: str, deadline: datetime | None, reason: str = "other") -> PendingReview:
+    details = RefundStatus(
+        refund_id=refund_id,
+        certificate_id=refund_id.removeprefix("refund-"),
+        requester="user-1",
+        reason=RefundReason(reason),
+        state=RefundState.VALIDATING_APPLICATION,
+        refund_amount=Decimal("199.00"),
+        submitted_at=datetime(2026, 11, 20, tzinfo=UTC),
+    )
+    return PendingReview(refund_id, details.certificate_id, deadline, details.submitted_at, details)
+
+
+def queue(reviews, **filters):
+    return review_queue(reviews, NOW, SHANGHAI, BusinessCalendar("CN"), **filters)
+
+
+def test_business_days_left_count_today_through_the_last_review_day():
+    # Deadline at midnight ending Tue 1 Dec: Fri 27, Mon 30, Tue 1 are left.
+    [entry] = queue([pending("refund-a", shanghai(2026, 12, 2, 0))])
+    assert (entry.business_days_left, entry.overdue) == (3, False)
+
+
+def test_a_capped_deadline_at_23_00_counts_its_own_day():
+    [entry] = queue([pending("refund-a", shanghai(2026, 11, 30, 23))])
+    assert entry.business_days_left == 2
+
+
+def test_overdue_and_filters():
+    reviews = [
+        pending("refund-late", shanghai(2026, 11, 27, 0), reason="install_failed"),
+        pending("refund-soon", shanghai(2026, 12, 2, 0)),
+    ]
+    late, soon = queue(reviews)
+    assert (late.overdue, late.business_days_left) == (True, 0)
+    assert not soon.overdue
+    assert [e.review.refund_id for e in queue(reviews, overdue_only=True)] == ["refund-late"]
+    only = queue(reviews, reason=RefundReason.OTHER)
+    assert [e.review.refund_id for e in only] == ["refund-soon"]
+    assert late.as_json()["refund_amount"] == "199.00"
+    assert late.as_json()["reason"] == "install_failed"
+
+
+def test_a_review_without_details_still_shows():
+    review = PendingReview("refund-x", "x", shanghai(2026, 12, 2, 0), NOW, None)
+    [entry] = queue([review])
+    assert entry.requester is None and entry.as_json()["refund_amount"] is None

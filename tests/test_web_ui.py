@@ -1,0 +1,121 @@
+"""The Temporal Web UI in headless Chromium shows each refund, its RefundState and its progress.
+
+Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright`` Python package, which
+drives that binary; no browser is downloaded. Set ``REFUNDS_UPDATE_SCREENSHOTS=1`` to refresh the
+README's screenshots in ``docs/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.live_system import System, require_system
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory) -> Iterator[System]:
+    system = System(tmp_path_factory.mktemp("ui"))
+    system.up()
+    yield system
+    system.down()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[Any]:
+    require_system("Debian's chromium", Path(CHROMIUM).exists())
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require_system("the playwright package", False)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 900},
+        )
+        yield context
+        context.close()
+
+
+def frame_text(page: Any, needle: str, timeout: float = 30) -> str:
+    """Text of the frame that shows ``needle``: the UI renders markdown in sandboxed iframes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for frame in page.frames:
+            try:
+                text = str(frame.inner_text("body", timeout=1000))
+            except Exception:  # a frame may detach or not have a body yet
+                continue
+            if needle in text:
+                return text
+        page.wait_for_timeout(250)
+    raise AssertionError(f"no frame shows {needle!r}")
+
+
+def screenshot(page: Any, name: str, tmp_path: Path) -> Path:
+    target = DOCS if os.environ.get("REFUNDS_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    target.mkdir(exist_ok=True)
+    path = target / name
+    page.screenshot(path=str(path), full_page=False)
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def test_the_web_ui_shows_a_refund_in_review(system, browser, tmp_path):
+    system.run("submit", "demo-auto", "--requester", "user-17", "--reason", "no_longer_needed")
+    submitted = system.json(
+        "submit", "demo-review", "--requester", "user-18", "--reason", "validation_stuck"
+    )
+    review = system.json("status", "refund-demo-review", "--wait")
+    assert review["state"] == "validating_application"
+    assert system.json("status", "refund-demo-auto", "--wait")["state"] == "refunded"
+
+    page = browser.new_page()
+    query = "RefundState%3D%22validating_application%22"
+    page.goto(f"{system.ui}/namespaces/default/workflows?query={query}")
+    page.get_by_text("refund-demo-review").first.wait_for(timeout=30_000)
+    assert page.get_by_text("refund-demo-auto").count() == 0
+    screenshot(page, "web-ui-review-queue.png", tmp_path)
+
+    run_id = submitted["run_id"]
+    page.goto(f"{system.ui}/namespaces/default/workflows/refund-demo-review/{run_id}/history")
+    page.get_by_text("Refund of certificate demo-review").first.wait_for(timeout=30_000)
+    page.get_by_text("load certificate demo-review").first.wait_for(timeout=30_000)
+    page.get_by_text("User Metadata", exact=True).first.click()
+    details = frame_text(page, "validating_application")
+    assert "review deadline" in details
+    assert "unissued-after-5-days" in details
+    assert "alipay 199.00: pending" in details
+    screenshot(page, "web-ui-refund.png", tmp_path)
+    page.close()
+
+
+def test_the_workflow_list_shows_finished_refunds_by_state(system, browser, tmp_path):
+    page = browser.new_page()
+    query = "RefundState%3D%22refunded%22"
+    page.goto(f"{system.ui}/namespaces/default/workflows?query={query}")
+    page.get_by_text("refund-demo-auto").first.wait_for(timeout=30_000)
+    assert page.get_by_text("refund-demo-review").count() == 0
+    screenshot(page, "web-ui-refunded.png", tmp_path)
+    page.close()
