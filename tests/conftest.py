@@ -12,18 +12,25 @@ from settings import Settings, get_settings
 from storage.certificates import CertificateStore
 from storage.database import dispose_all, open_database
 from storage.ledger import Ledger
+from tests.databases import fresh_database
 from tests.harness import REVIEWERS, Harness, start_environment
 from worker import build_worker
 
 
 @pytest.fixture
-def database_url(tmp_path, monkeypatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'refunds.db'}"
-    monkeypatch.setenv("REFUNDS_DATABASE_URL", url)
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
-    dispose_all()
+def backend() -> str:
+    """The system of record's database; modules that must run on both override this."""
+    return "sqlite"
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path, monkeypatch) -> Iterator[str]:
+    with fresh_database(backend, tmp_path) as url:
+        monkeypatch.setenv("REFUNDS_DATABASE_URL", url)
+        get_settings.cache_clear()
+        yield url
+        get_settings.cache_clear()
+        dispose_all()
 
 
 @pytest.fixture

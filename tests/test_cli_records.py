@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from starter.cli import run
+from tests.databases import BOTH
 from tests.factories import certificate, seed_record, shanghai
+
+
+@pytest.fixture(params=BOTH)
+def backend(request):
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return request.param
+
 
 PURCHASED = shanghai(2026, 11, 20, 10)
 

@@ -10,10 +10,18 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from starter.cli import run
 from storage.reconcile import reconcile
+from tests.databases import BOTH
 from tests.factories import certificate
 from tests.harness import refusal
 from workflows.models import LegState, OperatorInput, RefundState
 from workflows.refund import RefundWorkflow
+
+
+@pytest.fixture(params=BOTH)
+def backend(request):
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return request.param
+
 
 TWO_LEGS = [
     {"channel": "alipay", "amount": "150.00", "reference": "ali-closed"},

@@ -11,7 +11,15 @@ from storage.certificates import (
     SeedConflictError,
     StatusConflictError,
 )
+from tests.databases import BOTH
 from tests.factories import certificate, shanghai
+
+
+@pytest.fixture(params=BOTH)
+def backend(request):
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return request.param
+
 
 PURCHASED = shanghai(2026, 11, 20, 10)
 
