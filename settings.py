@@ -10,6 +10,8 @@ import holidays
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from codec import parse_keys
+
 TimeoutAction = Literal["approve", "reject"]
 
 
@@ -34,11 +36,30 @@ class Settings(BaseSettings):
     fault_latency_ms: int = Field(default=0, ge=0, le=60_000)
     fault_reject: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_cached_workflows: int = Field(default=1000, ge=0)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    encryption_keys: str = ""
+    encryption_key_id: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    api_key: str | None = None
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    codec_port: int = 8081
+    codec_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:8233"]
+    )
+    codec_auth_token: str | None = None
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
     ui_port: int = 8233
 
-    @field_validator("reviewers", "operators", "fault_reject", mode="before")
+    @field_validator("encryption_keys")
+    @classmethod
+    def _valid_keys(cls, value: str) -> str:
+        parse_keys(value)
+        return value
+
+    @field_validator("reviewers", "operators", "fault_reject", "codec_cors_origins", mode="before")
     @classmethod
     def _split_reviewers(cls, value: object) -> object:
         if isinstance(value, str):

@@ -6,6 +6,7 @@ import asyncio
 import compileall
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,7 @@ def build_worker(
             refund_activities.open_support_ticket,
             refund_activities.notify_customer,
         ],
+        graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
         **worker_options(tuning),
     )
 

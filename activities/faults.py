@@ -32,7 +32,7 @@ class Faults:
 
     def before(self, what: str) -> None:
         if self.latency_seconds:
-            time.sleep(self.rng.uniform(0, self.latency_seconds))
+            time.sleep(self.latency_seconds)
         if self.rng.random() < self.transient_rate / 2:
             raise InjectedFaultError(f"injected: {what} unavailable")
 

@@ -13,12 +13,15 @@ from typing import Annotated, TypeVar
 
 import structlog
 import typer
+from aiohttp import web
 from pydantic import ValidationError
 from rich.console import Console
 
+from codec import codec_from
 from logs import configure_logging
 from settings import Settings, get_settings
-from starter.client import RefundClient, connect, refund_client
+from starter.client import RefundClient, connect, metrics_runtime, refund_client
+from starter.codec_server import codec_app
 from starter.demo import Demo, DemoResult, outcome_table
 from starter.demo_data import demo_certificates
 from starter.devserver import DevServerOptions, parse_address, run_up
@@ -377,6 +380,24 @@ def demo(json_output: JsonFlag = False) -> None:
     console.print("Open the Web UI links above, or run `refunds pending` to see the one in review.")
 
 
+@app.command("codec-server")
+def codec_server(
+    port: Annotated[int | None, typer.Option("--port", help="Port (default 8081).")] = None,
+) -> None:
+    """Serve /decode and /encode so the Web UI can show encrypted payloads to allowed people."""
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    codec = codec_from(settings.encryption_keys, settings.encryption_key_id)
+    if codec is None:
+        raise UserError("REFUNDS_ENCRYPTION_KEYS is empty: there is nothing to decode")
+    app = codec_app(codec, settings.codec_cors_origins, settings.codec_auth_token)
+    listen = port or settings.codec_port
+    console.print(
+        f"codec server on http://127.0.0.1:{listen} for {', '.join(settings.codec_cors_origins)}"
+    )
+    web.run_app(app, host="0.0.0.0", port=listen, print=None)
+
+
 @app.command("worker")
 def worker_command() -> None:
     """Run a worker against the configured Temporal server until Ctrl-C or SIGTERM."""
@@ -384,7 +405,7 @@ def worker_command() -> None:
     configure_logging(settings.log_format, settings.log_level)
 
     async def serve() -> None:
-        client = await connect(settings)
+        client = await connect(settings, runtime=metrics_runtime(settings))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

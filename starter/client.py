@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from temporalio.client import (
@@ -22,10 +23,11 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+from codec import codec_from, data_converter
 from settings import Settings
 from starter.errors import UserError
 from workflows.models import (
@@ -52,12 +54,47 @@ SETTLED_STATES = frozenset(
 NO_WORKER = "no worker answered; is `refunds up` or `refunds worker` running?"
 
 
-async def connect(settings: Settings) -> Client:
+def _read(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror}") from None
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS from a CA and a client certificate and key (mTLS), or plain TLS for an API key."""
+    if settings.tls_ca or settings.tls_cert or settings.tls_key:
+        if bool(settings.tls_cert) != bool(settings.tls_key):
+            raise UserError("REFUNDS_TLS_CERT and REFUNDS_TLS_KEY go together")
+        return TLSConfig(
+            server_root_ca_cert=_read(settings.tls_ca),
+            client_cert=_read(settings.tls_cert),
+            client_private_key=_read(settings.tls_key),
+        )
+    return settings.api_key is not None
+
+
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """A runtime exporting the SDK's and the refunds' metrics for Prometheus, if a port is set."""
+    if settings.metrics_port is None:
+        return None
+    prometheus = PrometheusConfig(bind_address=f"0.0.0.0:{settings.metrics_port}")
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+
+
+async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
+    """A client with encryption, TLS and API key as configured."""
+    codec = codec_from(settings.encryption_keys, settings.encryption_key_id)
     try:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(codec),
+            tls=tls_config(settings),
+            api_key=settings.api_key,
+            runtime=runtime,
         )
     except RuntimeError as err:
         raise UserError(

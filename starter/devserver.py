@@ -19,7 +19,7 @@ import structlog
 from temporalio.client import Client
 
 from settings import Settings
-from starter.client import connect
+from starter.client import connect, metrics_runtime
 from starter.errors import UserError
 from worker import build_worker
 from workflows.search_attributes import DEV_SERVER_TYPES
@@ -101,11 +101,12 @@ async def _wait_for_server(
     settings: Settings, process: subprocess.Popen[bytes], timeout: float
 ) -> Client:
     deadline = asyncio.get_running_loop().time() + timeout
+    runtime = metrics_runtime(settings)
     while True:
         if process.poll() is not None:
             raise UserError(f"the Temporal dev server exited at start (code {process.returncode})")
         try:
-            return await connect(settings)
+            return await connect(settings, runtime=runtime)
         except UserError:
             if asyncio.get_running_loop().time() > deadline:
                 raise UserError(

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy
+from temporalio.common import MetricMeter, RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -83,6 +83,24 @@ LEG_ACTIVITIES = {
 }
 
 
+class RefundMetrics:
+    """Refund metrics, next to the SDK's own on the Prometheus endpoint (not sent on replay)."""
+
+    def __init__(self, meter: MetricMeter) -> None:
+        self.decided = meter.create_counter(
+            "refunds_decided", "rule decisions, by rule and outcome"
+        )
+        self.finished = meter.create_counter(
+            "refunds_finished", "refunds reaching a final state or needs_attention, by state"
+        )
+        self.returned_cents = meter.create_counter(
+            "refunds_returned_amount", "money returned, in cents, by channel", "cents"
+        )
+        self.review_seconds = meter.create_histogram(
+            "refunds_review_time", "time from review start to decision", "s"
+        )
+
+
 @dataclass(frozen=True)
 class _Review:
     action: ReviewAction
@@ -114,6 +132,8 @@ class RefundWorkflow:
         self._resolution: _Review | None = None
         self._legs: list[LegStatus] = []
         self._audit: list[AuditEntry] = []
+        self._metrics = RefundMetrics(workflow.metric_meter())
+        self._review_started: datetime | None = None
         self._record(request.requester, "submitted", detail=f"reason {request.reason.value}")
 
     @workflow.run
@@ -502,6 +522,7 @@ class RefundWorkflow:
         self._record(
             "system", f"returned {leg.amount} to {channel.value}", detail=receipt.transaction_id
         )
+        self._metrics.returned_cents.add(int(leg.amount * 100), {"channel": channel.value})
         return None
 
     def _may_fall_back(self, channel: Channel, err: ActivityError) -> bool:
@@ -537,6 +558,9 @@ class RefundWorkflow:
             summary="apply the refund rules",
         )
         decision = assessment.decision
+        self._metrics.decided.add(
+            1, {"rule": decision.rule.value, "outcome": decision.outcome.value}
+        )
         self._record(
             RULES_ACTOR,
             f"rule {decision.rule.value}",
@@ -634,6 +658,14 @@ class RefundWorkflow:
         workflow.set_current_details(self._details())
 
     def _set_state(self, state: RefundState) -> None:
+        if state is RefundState.VALIDATING_APPLICATION:
+            self._review_started = workflow.now()
+        elif self._review_started is not None:
+            waited = (workflow.now() - self._review_started).total_seconds()
+            self._metrics.review_seconds.record(int(waited))
+            self._review_started = None
+        if state in FINAL_STATES or state is RefundState.NEEDS_ATTENTION:
+            self._metrics.finished.add(1, {"state": state.value})
         self._state = state
         workflow.upsert_search_attributes([REFUND_STATE.value_set(state.value)])
         workflow.set_current_details(self._details())

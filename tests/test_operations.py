@@ -1,0 +1,104 @@
+"""Operating a worker: Prometheus metrics with refund figures, graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from temporalio.api.enums.v1 import PendingActivityState
+
+from starter.client import connect, metrics_runtime
+from tests.factories import certificate
+from tests.live_system import free_port
+from worker import build_worker
+from workflows.models import RefundState
+
+REFUNDS = str(Path(sys.executable).with_name("refunds"))
+
+
+def server_address(temporal_env) -> str:
+    return str(temporal_env.client.service_client.config.target_host)
+
+
+async def test_metrics_endpoint_has_sdk_and_refund_metrics(harness, temporal_env):
+    port = free_port()
+    settings = harness.settings.model_copy(
+        update={"temporal_address": server_address(temporal_env), "metrics_port": port}
+    )
+    client = await connect(settings, runtime=metrics_runtime(settings))
+    async with build_worker(client, settings=settings, task_queue="metrics"):
+        harness.task_queue = "metrics"
+        cert = certificate("met-1", purchased_at=datetime.now(UTC) - timedelta(days=1))
+        status = await harness.result(await harness.submit(cert))
+        assert status.state is RefundState.REFUNDED
+        await asyncio.sleep(1.5)
+        body = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        )
+    text = body.decode()
+    assert "temporal_workflow_completed" in text or "temporal_activity_execution" in text
+    decided = [line for line in text.splitlines() if line.startswith("refunds_decided")]
+    assert any('rule="unissued-within-5-days"' in line for line in decided), decided
+    assert any(
+        line.startswith("refunds_finished") and 'state="refunded"' in line
+        for line in text.splitlines()
+    )
+    assert any(
+        line.startswith("refunds_returned_amount") and 'channel="alipay"' in line
+        for line in text.splitlines()
+    )
+
+
+async def test_sigterm_lets_a_running_payment_finish(harness, temporal_env, database_url):
+    queue = "graceful"
+    env = {
+        **os.environ,
+        "REFUNDS_TEMPORAL_ADDRESS": server_address(temporal_env),
+        "REFUNDS_DATABASE_URL": database_url,
+        "REFUNDS_TASK_QUEUE": queue,
+        "REFUNDS_FAULT_LATENCY_MS": "3000",
+        "REFUNDS_SHUTDOWN_GRACE_SECONDS": "20",
+        "REFUNDS_LOG_FORMAT": "json",
+    }
+    worker = subprocess.Popen(
+        [REFUNDS, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        harness.task_queue = queue
+        cert = certificate("grace-1", purchased_at=datetime.now(UTC) - timedelta(days=1))
+        handle = await harness.submit(cert)
+
+        async def payment_running() -> None:
+            while True:
+                pending = (await handle.describe()).raw_description.pending_activities
+                if any(
+                    a.activity_type.name == "return_to_alipay"
+                    and a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                    for a in pending
+                ):
+                    return
+                await asyncio.sleep(0.1)
+
+        try:
+            await asyncio.wait_for(payment_running(), 30)
+        except TimeoutError:
+            worker.kill()
+            raise AssertionError(worker.stderr.read()[-3000:] if worker.stderr else "") from None
+        assert harness.ledger.entries() == []  # still sleeping in the channel
+        worker.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(worker.wait, 30)
+        assert code == 0, worker.stderr.read() if worker.stderr else ""
+        assert len(harness.ledger.entries()) == 1  # it finished before the worker left
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    async with build_worker(temporal_env.client, settings=harness.settings, task_queue=queue):
+        status = await harness.result(handle)
+    assert status.state is RefundState.REFUNDED
+    assert len(harness.ledger.entries()) == 1
