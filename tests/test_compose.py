@@ -1,0 +1,106 @@
+"""docker-compose.yml validates with Debian's docker-compose, and its services are wired right.
+
+No Docker engine runs here: ``docker-compose config`` checks the file and prints it normalized,
+which this test then reads.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from codec import new_key
+from tests.live_system import require_system
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def compose(tmp_path_factory) -> dict[str, Any]:
+    require_system("Debian's docker-compose", shutil.which("docker-compose") is not None)
+    folder = tmp_path_factory.mktemp("compose")
+    for name in ("docker-compose.yml", "Dockerfile"):
+        shutil.copy(ROOT / name, folder / name)
+    shutil.copytree(ROOT / "deploy", folder / "deploy")
+    example = (ROOT / "deploy" / "refunds.env.example").read_text()
+    (folder / ".env").write_text(example.replace("REPLACE_WITH_32_BYTES_BASE64", new_key()))
+    done = subprocess.run(
+        ["docker-compose", "config"], cwd=folder, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    config: dict[str, Any] = yaml.safe_load(done.stdout)
+    return config
+
+
+def test_every_service_is_there(compose):
+    assert set(compose["services"]) == {
+        "postgresql",
+        "temporal-schema",
+        "temporal",
+        "temporal-register",
+        "temporal-ui",
+        "worker",
+        "codec-server",
+    }
+
+
+def test_images_are_pinned(compose):
+    for name, service in compose["services"].items():
+        image = service["image"]
+        assert ":" in image and not image.endswith(":latest"), (name, image)
+        assert re.search(r":\d+\.\d+", image), (name, image)
+
+
+def test_startup_order_waits_for_health_and_one_shot_steps(compose):
+    services = compose["services"]
+    assert services["temporal-schema"]["depends_on"]["postgresql"]["condition"] == (
+        "service_healthy"
+    )
+    assert services["temporal"]["depends_on"]["temporal-schema"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert services["temporal-register"]["depends_on"]["temporal"]["condition"] == (
+        "service_healthy"
+    )
+    worker_needs = services["worker"]["depends_on"]
+    assert worker_needs["temporal-register"]["condition"] == "service_completed_successfully"
+    assert worker_needs["postgresql"]["condition"] == "service_healthy"
+    for name in ("postgresql", "temporal", "worker"):
+        assert "healthcheck" in services[name], name
+    register = (ROOT / "deploy" / "temporal-register.sh").read_text()
+    for attribute in ("RefundState", "ReviewDeadline", "CertificateId", "PaymentChannels"):
+        assert attribute in register
+
+
+def test_the_worker_scales_and_is_wired_to_the_cluster(compose):
+    worker = compose["services"]["worker"]
+    assert "build" in worker
+    assert "container_name" not in worker and "ports" not in worker  # --scale worker=N
+    env = worker["environment"]
+    assert env["REFUNDS_TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert env["REFUNDS_DATABASE_URL"].startswith("postgresql+psycopg://refunds:")
+    assert env["REFUNDS_DATABASE_URL"].endswith("@postgresql:5432/refunds")
+    assert env["REFUNDS_ENCRYPTION_KEYS"].startswith("k1:")
+    assert env["REFUNDS_LOG_FORMAT"] == "json"
+    assert env["REFUNDS_METRICS_PORT"] == "9464"
+
+
+def test_the_system_of_record_has_its_own_database(compose):
+    mounts = compose["services"]["postgresql"]["volumes"]
+    assert any("docker-entrypoint-initdb.d" in str(m) for m in mounts)
+    assert "CREATE DATABASE refunds" in (ROOT / "deploy" / "postgres-init.sql").read_text()
+    assert "postgres-data" in compose["volumes"]
+
+
+def test_the_ui_decodes_through_the_codec_server(compose):
+    ui = compose["services"]["temporal-ui"]["environment"]
+    codec = compose["services"]["codec-server"]
+    assert ui["TEMPORAL_CODEC_ENDPOINT"] == "http://localhost:8081"
+    assert codec["command"] == ["refunds", "codec-server", "--port", "8081"]
+    assert codec["environment"]["REFUNDS_CODEC_CORS_ORIGINS"] == "http://localhost:8080"
