@@ -23,7 +23,7 @@ from activities.gateways import (
 )
 from activities.notices import render_notice
 from storage.certificates import CertificateNotFoundError, CertificateStore, StatusConflictError
-from storage.ledger import Ledger
+from storage.ledger import Ledger, receipt
 from workflows.models import (
     Certificate,
     CertificateChange,
@@ -131,18 +131,12 @@ class RefundActivities:
 
     @activity.defn(name="record_manual_return")
     def record_manual_return(self, settled: ManualReturn) -> PaymentReceipt:
-        entry, existed = self.ledger.record_manual(settled)
+        settled_receipt = receipt(*self.ledger.record_manual(settled))
         activity.logger.info(
             "leg settled by hand",
             extra=_log_context(settled.refund_id, leg=settled.leg_index, operator=settled.operator),
         )
-        return PaymentReceipt(
-            idempotency_key=entry.idempotency_key,
-            transaction_id=entry.transaction_id,
-            channel=entry.channel,
-            amount=entry.amount,
-            already_returned=existed,
-        )
+        return settled_receipt
 
     @activity.defn(name="open_support_ticket")
     def open_support_ticket(self, request: SupportTicketRequest) -> str:

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from storage.certificates import CertificateStore, StatusConflictError
-from storage.ledger import Ledger
+from storage.ledger import Ledger, receipt
 from storage.schema import notifications, revocations, support_tickets
 from workflows.models import (
     CertificateStatus,
@@ -28,14 +28,7 @@ class SandboxPaymentGateway:
         self.channel = channel
 
     def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt:
-        entry, existed = self.ledger.record(request, channel=self.channel)
-        return PaymentReceipt(
-            idempotency_key=entry.idempotency_key,
-            transaction_id=entry.transaction_id,
-            channel=entry.channel,
-            amount=entry.amount,
-            already_returned=existed,
-        )
+        return receipt(*self.ledger.record(request, channel=self.channel))
 
 
 class SandboxCertificateAuthority:

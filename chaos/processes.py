@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from starter.devserver import DevServerOptions, server_command
+from starter.devserver import DevServerOptions, server_command, stop_process
 
 
 def free_port() -> int:
@@ -37,13 +36,8 @@ class ManagedServer:
         )
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
 
     def restart(self) -> None:
         self.stop()
@@ -79,13 +73,8 @@ class ManagedWorker:
             self.kills += 1
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
 
     def failed_activities(self, needle: str) -> int:
         """Activity attempts that failed with ``needle`` in their error, across all worker logs."""

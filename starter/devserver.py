@@ -157,15 +157,16 @@ async def run_up(settings: Settings, options: DevServerOptions) -> int:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-        _stop_process(process)
+        stop_process(process)
 
 
-def _stop_process(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes], grace: float = SHUTDOWN_GRACE) -> None:
+    """SIGTERM, then SIGKILL if it is still there after ``grace`` seconds."""
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(SHUTDOWN_GRACE)
+        process.wait(grace)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()

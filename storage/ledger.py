@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.certificates import from_cents, to_cents
 from storage.schema import payment_returns
-from workflows.models import Channel, ManualReturn, PaymentReturnRequest
+from workflows.models import Channel, ManualReturn, PaymentReceipt, PaymentReturnRequest
 
 MANUAL = "manual"
 
@@ -35,6 +35,17 @@ class LedgerEntry:
     currency: str
     transaction_id: str
     returned_at: datetime
+
+
+def receipt(entry: LedgerEntry, already_returned: bool) -> PaymentReceipt:
+    """What a channel answers for ``entry``; ``already_returned`` when the key was known."""
+    return PaymentReceipt(
+        idempotency_key=entry.idempotency_key,
+        transaction_id=entry.transaction_id,
+        channel=entry.channel,
+        amount=entry.amount,
+        already_returned=already_returned,
+    )
 
 
 class Ledger:
