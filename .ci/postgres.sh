@@ -8,9 +8,9 @@ if [ -z "$cluster" ]; then
     pg_createcluster "$version" main >/dev/null
     cluster=main
 fi
-pg_ctlcluster "$version" "$cluster" start 2>/dev/null || true
+pg_ctlcluster "$version" "$cluster" start >/dev/null 2>&1 || true
 for _ in $(seq 1 30); do
-    pg_isready -q -h 127.0.0.1 && break
+    pg_isready -q -h 127.0.0.1 >/dev/null 2>&1 && break
     sleep 1
 done
 su postgres -c "psql -q -tc \"SELECT 1 FROM pg_roles WHERE rolname = 'refunds'\"" | grep -q 1 ||

@@ -132,8 +132,8 @@ class Harness:
     ) -> RefundStatus:
         return await self.wait_for(handle, lambda s: s.state in states)
 
-    async def result(self, handle: WorkflowHandle[Any, Any]) -> RefundStatus:
-        return await asyncio.wait_for(handle.result(), 30)
+    async def result(self, handle: WorkflowHandle[Any, Any], timeout: float = 30) -> RefundStatus:
+        return await asyncio.wait_for(handle.result(), timeout)
 
     async def fast_forward(self, handle: WorkflowHandle[Any, Any], days: float) -> None:
         if not self.env.supports_time_skipping_v2:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -106,9 +107,10 @@ async def test_retry_after_the_channel_is_fixed(harness):
 
 
 async def test_transient_faults_and_latency_still_pay_exactly_once(harness):
-    async with harness.worker_with(fault_transient_rate=0.6, fault_latency_ms=20):
+    # 30% of calls fail; seven failures in a row back off 1+2+...+64 s before the eighth try.
+    async with harness.worker_with(fault_transient_rate=0.3, fault_latency_ms=20):
         handles = [await harness.submit(auto_cert(f"tr-{i}")) for i in range(8)]
-        results = [await harness.result(h) for h in handles]
+        results = await asyncio.gather(*(harness.result(h, timeout=170) for h in handles))
     assert {r.state for r in results} == {RefundState.REFUNDED}
     recon = reconcile(harness.store.engine)
     assert len(recon.balances) == 8
