@@ -22,7 +22,7 @@ from logs import configure_logging
 from settings import Settings, get_settings
 from starter.client import RefundClient, connect, metrics_runtime, refund_client
 from starter.codec_server import codec_app
-from starter.demo import Demo, DemoResult, outcome_table
+from starter.demo import Demo, DemoResult, link_lines, outcome_table
 from starter.demo_data import demo_certificates
 from starter.devserver import DevServerOptions, parse_address, run_up
 from starter.errors import UserError
@@ -377,7 +377,10 @@ def demo(json_output: JsonFlag = False) -> None:
         print_json([outcome.__dict__ for outcome in outcomes])
         return
     console.print(outcome_table(outcomes))
-    console.print("Open the Web UI links above, or run `refunds pending` to see the one in review.")
+    console.print("In the Web UI:")
+    for line in link_lines(outcomes):
+        console.print(line, soft_wrap=True)
+    console.print("`refunds pending` shows the one left in review.")
 
 
 @app.command("codec-server")

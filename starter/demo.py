@@ -173,7 +173,7 @@ class Demo:
 
 def outcome_table(outcomes: list[DemoResult]) -> Table:
     table = Table(title="demo outcomes", title_justify="left")
-    for column in ("path", "refund", "state", "rule", "amount", "Web UI"):
+    for column in ("path", "refund", "state", "rule", "amount"):
         table.add_column(column)
     colours = {"refunded": "green", "rejected": "red", "validating_application": "yellow"}
     for o in outcomes:
@@ -183,6 +183,12 @@ def outcome_table(outcomes: list[DemoResult]) -> Table:
             Text(o.state, style=colours.get(o.state, "")),
             o.rule,
             o.amount,
-            Text(o.link, style=f"link {o.link}"),
         )
     return table
+
+
+def link_lines(outcomes: list[DemoResult]) -> list[Text]:
+    """One whole, clickable Web UI link per refund (a table would cut or fold them)."""
+    return [
+        Text.assemble((f"{o.refund_id}  ", "bold"), (o.link, f"link {o.link}")) for o in outcomes
+    ]
