@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from storage.certificates import CertificateStore, StatusConflictError
@@ -62,22 +64,17 @@ class SandboxSupportDesk:
         self.engine = engine
 
     def open_ticket(self, request: SupportTicketRequest) -> str:
-        ticket_id = f"ticket-{request.refund_id}"
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(support_tickets).values(
-                        refund_id=request.refund_id,
-                        certificate_id=request.certificate_id,
-                        reason=request.reason.value,
-                        contact_kind=request.contact.kind,
-                        contact_value=request.contact.value,
-                        opened_at=datetime.now(UTC),
-                    )
-                )
-        except IntegrityError:
-            pass  # already opened by an earlier attempt
-        return ticket_id
+        _insert_once(
+            self.engine,
+            support_tickets,
+            refund_id=request.refund_id,
+            certificate_id=request.certificate_id,
+            reason=request.reason.value,
+            contact_kind=request.contact.kind,
+            contact_value=request.contact.value,
+            opened_at=datetime.now(UTC),
+        )
+        return f"ticket-{request.refund_id}"
 
 
 class SandboxNotifier:
@@ -85,16 +82,18 @@ class SandboxNotifier:
         self.engine = engine
 
     def notify(self, notice: CustomerNotice) -> None:
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(notifications).values(
-                        refund_id=notice.refund_id,
-                        owner=notice.owner,
-                        state=notice.state.value,
-                        message=notice.message,
-                        sent_at=datetime.now(UTC),
-                    )
-                )
-        except IntegrityError:
-            pass  # this outcome was already announced
+        _insert_once(
+            self.engine,
+            notifications,
+            refund_id=notice.refund_id,
+            owner=notice.owner,
+            state=notice.state.value,
+            message=notice.message,
+            sent_at=datetime.now(UTC),
+        )
+
+
+def _insert_once(engine: Engine, table: Table, **values: Any) -> None:
+    """Insert a row whose unique key makes it once-only; an earlier attempt's row wins."""
+    with contextlib.suppress(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(table).values(**values))

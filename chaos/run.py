@@ -274,12 +274,8 @@ async def final_status(run: Run, refund_id: str) -> RefundStatus | None:
 async def report(
     run: Run, engine: Any, worker: ManagedWorker, server: ManagedServer, elapsed: float
 ) -> dict[str, Any]:
-    ledger = Ledger(engine)
-    returned: Counter[str] = Counter()
-    for entry in ledger.entries():
-        returned[entry.refund_id] += 1
     amounts: dict[str, Decimal] = {}
-    for entry in ledger.entries():
+    for entry in Ledger(engine).entries():
         amounts[entry.refund_id] = amounts.get(entry.refund_id, Decimal(0)) + entry.amount
     states: Counter[str] = Counter()
     inconsistent: list[str] = []

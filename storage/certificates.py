@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.schema import certificates, orders, payment_legs
@@ -93,7 +93,7 @@ class CertificateStore:
 
     def count(self) -> int:
         with self.engine.connect() as conn:
-            return len(conn.execute(select(certificates.c.certificate_id)).all())
+            return int(conn.execute(select(func.count()).select_from(certificates)).scalar_one())
 
     def mark_refund_pending(self, certificate_id: str, refund_id: str) -> CertificateStatus:
         """Hold the certificate for ``refund_id`` while it is reviewed."""

@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,17 @@ def require_system(what: str, available: bool) -> None:
     if os.environ.get("REFUNDS_REQUIRE_SYSTEM_TESTS") == "1":
         pytest.fail(f"{message}, and REFUNDS_REQUIRE_SYSTEM_TESTS=1")
     pytest.skip(message)
+
+
+@contextmanager
+def running_system(workdir: Path) -> Iterator[System]:
+    """``refunds up`` in ``workdir`` for the duration of the block."""
+    system = System(workdir)
+    system.up()
+    try:
+        yield system
+    finally:
+        system.down()
 
 
 class System:

@@ -7,15 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.live_system import System
+from tests.live_system import System, running_system
 
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory) -> Iterator[System]:
-    system = System(tmp_path_factory.mktemp("up"))
-    system.up()
-    yield system
-    system.down()
+    with running_system(tmp_path_factory.mktemp("up")) as system:
+        yield system
 
 
 def test_up_prints_the_web_ui_address(system):

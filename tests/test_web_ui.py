@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.live_system import System, require_system
+from tests.live_system import System, require_system, running_system
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -32,10 +32,8 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory) -> Iterator[System]:
-    system = System(tmp_path_factory.mktemp("ui"))
-    system.up()
-    yield system
-    system.down()
+    with running_system(tmp_path_factory.mktemp("ui")) as system:
+        yield system
 
 
 @pytest.fixture(scope="module")
