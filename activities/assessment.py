@@ -38,6 +38,5 @@ class AssessmentActivities:
             timeout_action=settings.review_timeout_action,
             reviewers=list(settings.reviewers),
             operators=list(settings.operators),
-            timezone=settings.timezone,
             fallback_to_balance=settings.fallback_to_balance,
         )

@@ -424,7 +424,6 @@ class Assessment(BaseModel):
     timeout_action: Literal["approve", "reject"] = "approve"
     reviewers: list[str] = Field(default_factory=list)
     operators: list[str] = Field(default_factory=list)
-    timezone: str = "Asia/Shanghai"
     fallback_to_balance: bool = False
 
 
