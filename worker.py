@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import compileall
+import ctypes
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,10 +42,18 @@ PASSTHROUGH_MODULES = (
     "structlog",
     "holidays",
     "sqlalchemy",
+    "workflows.metrics",
     "workflows.models",
     "workflows.search_attributes",
 )
 """Pure or worker-side modules the sandbox imports once instead of once per workflow run."""
+
+WORKFLOW_MODULES = ("workflows.refund",)
+"""The workflow code itself: reloaded for every run only in a strict sandbox (see
+``sandbox_runner``)."""
+
+M_ARENA_MAX = -8
+"""glibc's ``mallopt`` parameter behind the ``MALLOC_ARENA_MAX`` variable."""
 
 PAYABLE_CHANNELS = (Channel.ALIPAY, Channel.BANK, Channel.ACCOUNT_BALANCE)
 
@@ -58,6 +68,7 @@ class WorkerTuning:
     activity_pollers: int = 5
     passthrough: bool = True
     precompile: bool = True
+    strict_sandbox: bool = False
 
 
 def precompile_workflow_code() -> None:
@@ -71,14 +82,47 @@ def precompile_workflow_code() -> None:
     compileall.compile_dir(package, quiet=2, maxlevels=0)
 
 
-def sandbox_runner(passthrough: bool = True) -> SandboxedWorkflowRunner:
+def sandbox_runner(
+    passthrough: bool = True,
+    *,
+    strict: bool = False,
+    workflow_modules: tuple[str, ...] = WORKFLOW_MODULES,
+) -> SandboxedWorkflowRunner:
+    """The workflow sandbox, with the pure modules passed through.
+
+    ``strict`` reloads the workflow module for every run, the SDK's default, so the sandbox's
+    restrictions (no ``datetime.now``, ``random``, I/O, ...) apply to the workflow code itself:
+    the test suite and the replay tests run strict. A production worker imports the workflow
+    module once, the code the strict runs have checked; that saves about 3 ms of CPU and the
+    module's copy in memory for every workflow run (BENCHMARKS.md).
+    """
     restrictions = SandboxRestrictions.default
     if passthrough:
-        restrictions = restrictions.with_passthrough_modules(*PASSTHROUGH_MODULES)
+        modules = PASSTHROUGH_MODULES if strict else PASSTHROUGH_MODULES + workflow_modules
+        restrictions = restrictions.with_passthrough_modules(*modules)
     return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
-def worker_options(tuning: WorkerTuning) -> dict[str, Any]:
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas, as ``MALLOC_ARENA_MAX`` would, unless that variable is set.
+
+    glibc gives threads that allocate at the same time arenas of their own, up to eight per core,
+    and memory freed in one arena is not reused by another: with the SDK's threads and the
+    activity pool, that fragmentation was a third of a worker's memory per cached workflow
+    (BENCHMARKS.md). Call it before the worker's threads start. A no-op off glibc.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(M_ARENA_MAX, arenas)
+
+
+def worker_options(
+    tuning: WorkerTuning, workflow_modules: tuple[str, ...] = WORKFLOW_MODULES
+) -> dict[str, Any]:
     """The ``Worker`` arguments a tuning stands for (shared with the benchmark's baseline)."""
     return {
         "activity_executor": ThreadPoolExecutor(max_workers=tuning.max_concurrent_activities),
@@ -86,7 +130,9 @@ def worker_options(tuning: WorkerTuning) -> dict[str, Any]:
         "max_cached_workflows": tuning.max_cached_workflows,
         "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(tuning.workflow_pollers),
         "activity_task_poller_behavior": PollerBehaviorSimpleMaximum(tuning.activity_pollers),
-        "workflow_runner": sandbox_runner(tuning.passthrough),
+        "workflow_runner": sandbox_runner(
+            tuning.passthrough, strict=tuning.strict_sandbox, workflow_modules=workflow_modules
+        ),
     }
 
 
@@ -126,7 +172,10 @@ def build_worker(
     """A ready ``Worker``; ``client`` must use the pydantic data converter."""
     settings = settings or get_settings()
     if tuning is None:
-        tuning = WorkerTuning(max_cached_workflows=settings.max_cached_workflows)
+        tuning = WorkerTuning(
+            max_cached_workflows=settings.max_cached_workflows,
+            strict_sandbox=settings.strict_sandbox,
+        )
     if tuning.precompile:
         precompile_workflow_code()
     refund_activities = activities or sandbox_activities(settings)

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -137,6 +137,28 @@ async def drain(starts: Sequence[Callable[[], Awaitable[Any]]]) -> tuple[float, 
     return time.perf_counter() - began, handles
 
 
+@dataclass
+class Drains:
+    """One side's drains added up: workflows, seconds, and CPU of its worker and the server."""
+
+    count: int = 0
+    seconds: float = 0.0
+    worker_cpu: float = 0.0
+    server_cpu: float = 0.0
+    handles: list[WorkflowHandle[Any, Any]] = field(default_factory=list)
+
+    async def measure(
+        self, starts: Sequence[Callable[[], Awaitable[Any]]], worker_pid: int, server_pid: int
+    ) -> None:
+        worker_before, server_before = cpu_seconds(worker_pid), cpu_seconds(server_pid)
+        seconds, handles = await drain(starts)
+        self.worker_cpu += cpu_seconds(worker_pid) - worker_before
+        self.server_cpu += cpu_seconds(server_pid) - server_before
+        self.count += len(starts)
+        self.seconds += seconds
+        self.handles += handles
+
+
 LOW_RATE_PAUSE = 0.25
 """Seconds between latency samples, so each meets an idle server (BENCHMARKS.md)."""
 
@@ -178,7 +200,7 @@ async def count(client: Client, query: str) -> int:
 async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     db_url = f"sqlite:///{workdir / 'refunds.db'}"
     store = CertificateStore(open_database(db_url))
-    drain_certs = certificates("drain", args.refunds, 1)
+    drain_certs = certificates("drain", 2 * args.refunds, 1)
     latency_certs = certificates("lat", args.samples, 1)
     parked_certs = certificates("park", args.parked, 10)
     store.seed(drain_certs + latency_certs + parked_certs)
@@ -203,23 +225,26 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         base_worker = WorkerProcess.start("baseline", env("baseline"), log, tuning)
-        console.print(f"baseline drain of {args.refunds} ...")
+        ours_worker = WorkerProcess.start("refund", env("refunds"), log, tuning)
         assert server.process is not None
         server_pid = server.process.pid
-        base_cpu, base_server = base_worker.cpu_seconds(), cpu_seconds(server_pid)
-        base_seconds, base_handles = await drain(
-            [baseline_start(client, f"d{i}", "baseline") for i in range(args.refunds)]
-        )
-        base_cpu = base_worker.cpu_seconds() - base_cpu
-        base_server = cpu_seconds(server_pid) - base_server
-        ours_worker = WorkerProcess.start("refund", env("refunds"), log, tuning)
-        console.print(f"refund drain of {args.refunds} ...")
-        ours_cpu, ours_server = ours_worker.cpu_seconds(), cpu_seconds(server_pid)
-        ours_seconds, ours_handles = await drain(
-            [refund_start(client, c, "refunds") for c in drain_certs]
-        )
-        ours_cpu = ours_worker.cpu_seconds() - ours_cpu
-        ours_server = cpu_seconds(server_pid) - ours_server
+        base_starts = [baseline_start(client, f"d{i}", "baseline") for i in range(2 * args.refunds)]
+        ours_starts = [refund_start(client, c, "refunds") for c in drain_certs]
+        base, ours = Drains(), Drains()
+        # ABBA order: the server slows as its database grows, so each side gets an early and a
+        # late turn.
+        for turn, (label, drains, worker, starts) in enumerate(
+            [
+                ("baseline", base, base_worker, base_starts[: args.refunds]),
+                ("refund", ours, ours_worker, ours_starts[: args.refunds]),
+                ("refund", ours, ours_worker, ours_starts[args.refunds :]),
+                ("baseline", base, base_worker, base_starts[args.refunds :]),
+            ],
+            start=1,
+        ):
+            console.print(f"{label} drain of {args.refunds} ({turn}/4) ...")
+            await drains.measure(starts, worker.process.pid, server_pid)
+        base_handles, ours_handles = base.handles, ours.handles
         console.print(f"latency, {args.samples} each ...")
         ours_lat = await latencies([refund_start(client, c, "refunds") for c in latency_certs])
         base_lat = await latencies(
@@ -229,7 +254,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         refunded = await count(
             client, f"{REFUND_STATE.name} = 'refunded' AND ExecutionStatus = 'Completed'"
         )
-        assert refunded == args.refunds + args.samples, f"only {refunded} refunded"
+        assert refunded == 2 * args.refunds + args.samples, f"only {refunded} refunded"
         events, transitions = await server_cost(ours_handles)
         base_events, base_transitions = await server_cost(base_handles)
 
@@ -256,9 +281,9 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
         results = {
             "refunds": args.refunds,
-            "refunds_per_s": round(args.refunds / ours_seconds, 1),
-            "baseline_per_s": round(args.refunds / base_seconds, 1),
-            "throughput_ratio": round(base_seconds / ours_seconds, 3),
+            "refunds_per_s": round(ours.count / ours.seconds, 1),
+            "baseline_per_s": round(base.count / base.seconds, 1),
+            "throughput_ratio": round(base.seconds / ours.seconds, 3),
             "p50_ms": round(percentile(ours_lat, 0.5), 1),
             "p99_ms": round(percentile(ours_lat, 0.99), 1),
             "baseline_p50_ms": round(percentile(base_lat, 0.5), 1),
@@ -269,10 +294,10 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "worker_rss_mib": round(parked_rss, 1),
             "approvals_per_s": round(args.parked / approve_seconds, 1),
             "parked_per_s": round(args.parked / park_seconds, 1),
-            "worker_cpu_ms_per_refund": round(1000 * ours_cpu / args.refunds, 2),
-            "baseline_worker_cpu_ms": round(1000 * base_cpu / args.refunds, 2),
-            "server_cpu_ms_per_refund": round(1000 * ours_server / args.refunds, 2),
-            "baseline_server_cpu_ms": round(1000 * base_server / args.refunds, 2),
+            "worker_cpu_ms_per_refund": round(1000 * ours.worker_cpu / ours.count, 2),
+            "baseline_worker_cpu_ms": round(1000 * base.worker_cpu / base.count, 2),
+            "server_cpu_ms_per_refund": round(1000 * ours.server_cpu / ours.count, 2),
+            "baseline_server_cpu_ms": round(1000 * base.server_cpu / base.count, 2),
             "events_per_refund": round(events, 1),
             "baseline_events": round(base_events, 1),
             "state_transitions_per_refund": round(transitions, 1),
@@ -305,7 +330,7 @@ def show(results: dict[str, Any]) -> None:
     for column in ("measure", "refunds", "baseline", "ratio"):
         table.add_column(column, justify="left" if column == "measure" else "right")
     table.add_row(
-        f"drain of {results['refunds']} auto refunds (/s)",
+        f"drain of {results['refunds']} auto refunds, ABBA (/s)",
         str(results["refunds_per_s"]),
         str(results["baseline_per_s"]),
         str(results["throughput_ratio"]),

@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 
 from bench.baseline import BaselineWorkflow, baseline_step
 from settings import Settings
-from worker import WorkerTuning, build_worker, worker_options
+from worker import WorkerTuning, build_worker, limit_malloc_arenas, worker_options
 
 
 def tuning_from(args: argparse.Namespace) -> WorkerTuning:
@@ -42,7 +42,7 @@ async def serve(args: argparse.Namespace) -> None:
             task_queue=settings.task_queue,
             workflows=[BaselineWorkflow],
             activities=[baseline_step],
-            **worker_options(tuning),
+            **worker_options(tuning, workflow_modules=(BaselineWorkflow.__module__,)),
         )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -67,4 +67,5 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
+    limit_malloc_arenas()
     asyncio.run(serve(parser().parse_args()))

@@ -43,7 +43,7 @@ from storage.database import open_database
 from storage.ledger import Ledger
 from storage.reconcile import reconcile
 from storage.seed_file import SeedFileError, describe_validation_error, read_seed_file
-from worker import run_worker
+from worker import limit_malloc_arenas, run_worker
 from workflows.business_days import BusinessCalendar
 from workflows.models import (
     ApproveInput,
@@ -404,6 +404,7 @@ def codec_server(
 @app.command("worker")
 def worker_command() -> None:
     """Run a worker against the configured Temporal server until Ctrl-C or SIGTERM."""
+    limit_malloc_arenas()
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
 
@@ -434,6 +435,7 @@ def up(
     ] = False,
 ) -> None:
     """Run the Temporal dev server (Web UI, SQLite) and a worker in the foreground."""
+    limit_malloc_arenas()
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
     host, port = parse_address(settings.temporal_address)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -15,6 +16,10 @@ from storage.ledger import Ledger
 from tests.databases import fresh_database
 from tests.harness import REVIEWERS, Harness, start_environment
 from worker import build_worker
+
+# Workflows under test run in the strict sandbox: the workflow module is reloaded for every run,
+# so the sandbox's restrictions check the workflow code on every path the tests take.
+os.environ.setdefault("REFUNDS_STRICT_SANDBOX", "1")
 
 
 @pytest.fixture

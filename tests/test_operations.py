@@ -1,4 +1,4 @@
-"""Operating a worker: Prometheus metrics with refund figures, graceful shutdown on SIGTERM."""
+"""Operating a worker: Prometheus metrics, graceful shutdown on SIGTERM, the sandbox it runs."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import PendingActivityState
 
+from settings import Settings
 from starter.client import connect, metrics_runtime
 from tests.factories import certificate
 from tests.live_system import free_port
-from worker import build_worker
+from worker import build_worker, sandbox_runner
 from workflows.models import RefundState
 
 REFUNDS = str(Path(sys.executable).with_name("refunds"))
@@ -102,3 +103,16 @@ async def test_sigterm_lets_a_running_payment_finish(harness, temporal_env, data
         status = await harness.result(handle)
     assert status.state is RefundState.REFUNDED
     assert len(harness.ledger.entries()) == 1
+
+
+def test_production_workers_import_the_workflow_module_once():
+    passed_through = sandbox_runner().restrictions.passthrough_modules
+    assert "workflows.refund" in passed_through
+    assert "workflows.models" in passed_through
+
+
+def test_tests_and_replays_reload_the_workflow_module_for_every_run():
+    assert Settings().strict_sandbox, "tests/conftest.py sets REFUNDS_STRICT_SANDBOX"
+    strict = sandbox_runner(strict=True).restrictions.passthrough_modules
+    assert "workflows.refund" not in strict
+    assert "workflows.models" in strict

@@ -27,7 +27,7 @@ async def test_history_replays(name):
     replayer = Replayer(
         workflows=[RefundWorkflow],
         data_converter=pydantic_data_converter,
-        workflow_runner=sandbox_runner(),
+        workflow_runner=sandbox_runner(strict=True),
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

@@ -18,12 +18,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import MetricMeter, RawValue, RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.assessment import AssessmentActivities
     from activities.refund_activities import NON_RETRYABLE, PAYMENT_REJECTED, RefundActivities
+    from workflows import metrics
     from workflows.models import (
         FINAL_STATES,
         MAX_TEXT,
@@ -83,24 +84,6 @@ LEG_ACTIVITIES = {
 }
 
 
-class RefundMetrics:
-    """Refund metrics, next to the SDK's own on the Prometheus endpoint (not sent on replay)."""
-
-    def __init__(self, meter: MetricMeter) -> None:
-        self.decided = meter.create_counter(
-            "refunds_decided", "rule decisions, by rule and outcome"
-        )
-        self.finished = meter.create_counter(
-            "refunds_finished", "refunds reaching a final state or needs_attention, by state"
-        )
-        self.returned_cents = meter.create_counter(
-            "refunds_returned_amount", "money returned, in cents, by channel", "cents"
-        )
-        self.review_seconds = meter.create_histogram(
-            "refunds_review_time", "time from review start to decision", "s"
-        )
-
-
 @dataclass(frozen=True)
 class _Review:
     action: ReviewAction
@@ -132,7 +115,6 @@ class RefundWorkflow:
         self._resolution: _Review | None = None
         self._legs: list[LegStatus] = []
         self._audit: list[AuditEntry] = []
-        self._metrics = RefundMetrics(workflow.metric_meter())
         self._review_started: datetime | None = None
         self._record(request.requester, "submitted", detail=f"reason {request.reason.value}")
 
@@ -340,11 +322,9 @@ class RefundWorkflow:
     # The paths.
 
     async def _review_request(self, assessment: Assessment) -> None:
-        await self._run(
-            RefundActivities.mark_refund_pending, self._change(), "hold the certificate for review"
-        )
         deadline = assessment.review_deadline
         assert deadline is not None
+        await self._run(RefundActivities.mark_refund_pending)
         workflow.upsert_search_attributes([REVIEW_DEADLINE.value_set(deadline)])
         self._set_state(RefundState.VALIDATING_APPLICATION)
         remaining = deadline - workflow.now()
@@ -417,9 +397,7 @@ class RefundWorkflow:
                 if self._resolution is not None:
                     await self._settle_by_hand(self._resolution)
                     self._resolution = None
-        await self._run(
-            RefundActivities.mark_refunded, self._change(), "mark the certificate refunded"
-        )
+        await self._run(RefundActivities.mark_refunded)
         self._set_state(RefundState.REFUNDED)
         await self._notify("")
 
@@ -463,15 +441,15 @@ class RefundWorkflow:
 
     async def _pay_out(self, revoke: bool) -> None:
         if not self._certificate_released:
-            step, summary = (
+            step, what = (
                 (RefundActivities.revoke_certificate, "revoke the certificate")
                 if revoke
                 else (RefundActivities.cancel_order, "cancel the certificate order")
             )
             try:
-                await self._run(step, self._change(), summary)
+                await self._run(step)
             except ActivityError as err:
-                raise _NeedsAttention(f"{summary} failed: {_cause(err)}") from err
+                raise _NeedsAttention(f"{what} failed: {_cause(err)}") from err
             self._certificate_released = True
             self._record("system", "certificate revoked" if revoke else "order cancelled")
         pending = [leg for leg in self._legs if leg.status not in SETTLED_LEG_STATES]
@@ -522,7 +500,7 @@ class RefundWorkflow:
         self._record(
             "system", f"returned {leg.amount} to {channel.value}", detail=receipt.transaction_id
         )
-        self._metrics.returned_cents.add(int(leg.amount * 100), {"channel": channel.value})
+        metrics.count_returned(int(leg.amount * 100), channel.value)
         return None
 
     def _may_fall_back(self, channel: Channel, err: ActivityError) -> bool:
@@ -544,7 +522,6 @@ class RefundWorkflow:
                 self._request.certificate_id,
                 start_to_close_timeout=RECORD_TIMEOUT,
                 retry_policy=RECORD_RETRY,
-                summary=f"load certificate {self._request.certificate_id}",
             )
         except ActivityError as err:
             self._record("system", "certificate not loaded", accepted=False, detail=_cause(err))
@@ -555,12 +532,9 @@ class RefundWorkflow:
             AssessmentActivities.assess,
             AssessInput(certificate=certificate, at=workflow.now()),
             start_to_close_timeout=ASSESS_TIMEOUT,
-            summary="apply the refund rules",
         )
         decision = assessment.decision
-        self._metrics.decided.add(
-            1, {"rule": decision.rule.value, "outcome": decision.outcome.value}
-        )
+        metrics.count_decision(decision.rule.value, decision.outcome.value)
         self._record(
             RULES_ACTOR,
             f"rule {decision.rule.value}",
@@ -588,14 +562,11 @@ class RefundWorkflow:
                 ),
                 start_to_close_timeout=RECORD_TIMEOUT,
                 retry_policy=RECORD_RETRY,
-                summary="open a technical support ticket",
             )
         )
 
     async def _release_certificate(self) -> None:
-        await self._run(
-            RefundActivities.restore_certificate, self._change(), "give the certificate back"
-        )
+        await self._run(RefundActivities.restore_certificate)
 
     async def _notify(self, message: str) -> None:
         assert self._certificate is not None
@@ -613,16 +584,15 @@ class RefundWorkflow:
             ),
             start_to_close_timeout=RECORD_TIMEOUT,
             retry_policy=RECORD_RETRY,
-            summary=f"tell the customer: {self._state.value}",
         )
 
-    async def _run(self, activity: Any, change: CertificateChange, summary: str) -> Any:
+    async def _run(self, activity: Any) -> Any:
+        """A system-of-record step on this refund's certificate (its name says what it does)."""
         return await workflow.execute_activity_method(
             activity,
-            change,
+            self._change(),
             start_to_close_timeout=RECORD_TIMEOUT,
             retry_policy=RECORD_RETRY,
-            summary=summary,
         )
 
     def _change(self) -> CertificateChange:
@@ -662,10 +632,10 @@ class RefundWorkflow:
             self._review_started = workflow.now()
         elif self._review_started is not None:
             waited = (workflow.now() - self._review_started).total_seconds()
-            self._metrics.review_seconds.record(int(waited))
+            metrics.record_review_time(int(waited))
             self._review_started = None
         if state in FINAL_STATES or state is RefundState.NEEDS_ATTENTION:
-            self._metrics.finished.add(1, {"state": state.value})
+            metrics.count_finished(state.value)
         self._state = state
         workflow.upsert_search_attributes([REFUND_STATE.value_set(state.value)])
         workflow.set_current_details(self._details())
