@@ -163,15 +163,21 @@ LOW_RATE_PAUSE = 0.25
 """Seconds between latency samples, so each meets an idle server (BENCHMARKS.md)."""
 
 
-async def latencies(starts: Sequence[Callable[[], Awaitable[Any]]]) -> list[float]:
-    """Milliseconds from start to result, one workflow at a time, at a low rate."""
-    samples = []
-    for start in starts:
-        await asyncio.sleep(LOW_RATE_PAUSE)
-        began = time.perf_counter()
-        handle = await start()
-        await handle.result()
-        samples.append((time.perf_counter() - began) * 1000)
+async def latencies(
+    pairs: Sequence[tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]],
+) -> tuple[list[float], list[float]]:
+    """Milliseconds from start to result, one workflow at a time at a low rate, for each side.
+
+    The two sides take turns, so a server still busy with earlier work weighs on both alike.
+    """
+    samples: tuple[list[float], list[float]] = ([], [])
+    for pair in pairs:
+        for side, start in enumerate(pair):
+            await asyncio.sleep(LOW_RATE_PAUSE)
+            began = time.perf_counter()
+            handle = await start()
+            await handle.result()
+            samples[side].append((time.perf_counter() - began) * 1000)
     return samples
 
 
@@ -246,9 +252,11 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             await drains.measure(starts, worker.process.pid, server_pid)
         base_handles, ours_handles = base.handles, ours.handles
         console.print(f"latency, {args.samples} each ...")
-        ours_lat = await latencies([refund_start(client, c, "refunds") for c in latency_certs])
-        base_lat = await latencies(
-            [baseline_start(client, f"l{i}", "baseline") for i in range(args.samples)]
+        ours_lat, base_lat = await latencies(
+            [
+                (refund_start(client, c, "refunds"), baseline_start(client, f"l{i}", "baseline"))
+                for i, c in enumerate(latency_certs)
+            ]
         )
         base_worker.stop()
         refunded = await count(

@@ -8,12 +8,13 @@ recorded under the same key with channel ``manual``, so it can never also be pai
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, RowMapping, insert, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from storage.certificates import from_cents, to_cents
@@ -95,12 +96,9 @@ class Ledger:
                 existing = conn.execute(by_key).mappings().first()
                 if existing is not None:
                     return _entry(existing), True
-                conn.execute(
-                    insert(payment_returns).values(
-                        idempotency_key=key, returned_at=datetime.now(UTC), **values
-                    )
-                )
-                return _entry(conn.execute(by_key).mappings().one()), False
+                row = {"idempotency_key": key, "returned_at": datetime.now(UTC), **values}
+                conn.execute(insert(payment_returns).values(**row))
+                return _entry(row), False
         except IntegrityError:
             # Another attempt recorded the same key between our read and our write.
             raced = self.find(key)
@@ -122,7 +120,7 @@ class Ledger:
             return [_entry(row) for row in conn.execute(query).mappings()]
 
 
-def _entry(row: RowMapping) -> LedgerEntry:
+def _entry(row: Mapping[Any, Any]) -> LedgerEntry:
     return LedgerEntry(
         idempotency_key=row["idempotency_key"],
         refund_id=row["refund_id"],
