@@ -522,6 +522,7 @@ class RefundWorkflow:
                 self._request.certificate_id,
                 start_to_close_timeout=RECORD_TIMEOUT,
                 retry_policy=RECORD_RETRY,
+                summary=f"load certificate {self._request.certificate_id}",
             )
         except ActivityError as err:
             self._record("system", "certificate not loaded", accepted=False, detail=_cause(err))
