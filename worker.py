@@ -108,7 +108,7 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 
     glibc gives threads that allocate at the same time arenas of their own, up to eight per core,
     and memory freed in one arena is not reused by another: with the SDK's threads and the
-    activity pool, that fragmentation was a third of a worker's memory per cached workflow
+    activity pool, that fragmentation was over a quarter of the memory per cached workflow
     (BENCHMARKS.md). Call it before the worker's threads start. A no-op off glibc.
     """
     if "MALLOC_ARENA_MAX" in os.environ:
