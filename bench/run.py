@@ -250,7 +250,6 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         ):
             console.print(f"{label} drain of {args.refunds} ({turn}/4) ...")
             await drains.measure(starts, worker.process.pid, server_pid)
-        base_handles, ours_handles = base.handles, ours.handles
         console.print(f"latency, {args.samples} each ...")
         ours_lat, base_lat = await latencies(
             [
@@ -263,8 +262,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             client, f"{REFUND_STATE.name} = 'refunded' AND ExecutionStatus = 'Completed'"
         )
         assert refunded == 2 * args.refunds + args.samples, f"only {refunded} refunded"
-        events, transitions = await server_cost(ours_handles)
-        base_events, base_transitions = await server_cost(base_handles)
+        events, transitions = await server_cost(ours.handles)
+        base_events, base_transitions = await server_cost(base.handles)
 
         ours_worker.stop()
         console.print(f"parking {args.parked} reviews on a fresh worker ...")

@@ -591,14 +591,11 @@ class RefundWorkflow:
         """A system-of-record step on this refund's certificate (its name says what it does)."""
         return await workflow.execute_activity_method(
             activity,
-            self._change(),
+            CertificateChange(
+                certificate_id=self._request.certificate_id, refund_id=self._refund_id
+            ),
             start_to_close_timeout=RECORD_TIMEOUT,
             retry_policy=RECORD_RETRY,
-        )
-
-    def _change(self) -> CertificateChange:
-        return CertificateChange(
-            certificate_id=self._request.certificate_id, refund_id=self._refund_id
         )
 
     def _initial_legs(self, certificate: Certificate, assessment: Assessment) -> list[LegStatus]:
