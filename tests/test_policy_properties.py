@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workflows.business_days import BusinessCalendar
 from workflows.models import Certificate, Outcome
 from workflows.policy import evaluate
 
@@ -129,3 +130,39 @@ def test_refund_amount_is_the_sum_of_non_voucher_legs(case: tuple[Certificate, d
 def test_evaluation_is_deterministic(case: tuple[Certificate, datetime]) -> None:
     cert, now = case
     assert evaluate(cert, now) == evaluate(cert, now)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    now=st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2027, 12, 1)).map(
+        lambda naive: naive.replace(tzinfo=UTC)
+    ),
+    days_left=st.timedeltas(timedelta(days=15), timedelta(days=45)),
+    bought_days_ago=st.integers(min_value=0, max_value=20),
+)
+def test_expiry_warning_exactly_when_fewer_than_15_business_days_remain(
+    now: datetime, days_left: timedelta, bought_days_ago: int
+) -> None:
+    purchased = now - timedelta(days=bought_days_ago)
+    cert = Certificate.model_validate(
+        {
+            "certificate_id": "cas-prop",
+            "owner": "user-1",
+            "product": "DV",
+            "validation": "not_submitted",
+            "purchased_at": purchased,
+            "expires_at": now + days_left,
+            "order": {
+                "order_id": "ord-prop",
+                "payments": [{"channel": "alipay", "amount": "10.00", "reference": "a"}],
+            },
+        }
+    )
+    decision = evaluate(cert, now)
+    if decision.outcome is Outcome.DENIED:
+        return
+    left = BusinessCalendar().business_days_between(local(now), local(now + days_left))  # type: ignore[arg-type]
+    warned = [w for w in decision.warnings if "business days remain" in w]
+    assert bool(warned) == (left < 15)
+    if warned:
+        assert warned[0].startswith(f"only {left} business days remain")

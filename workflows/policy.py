@@ -180,16 +180,18 @@ def evaluate(
 
 def _warnings(facts: _Facts, outcome: Outcome, calendar: BusinessCalendar) -> list[str]:
     warnings: list[str] = []
+    review_end = calendar.add_business_days(facts.today, REVIEW_BUSINESS_DAYS)
     expires_at = facts.certificate.expires_at
-    if expires_at is not None:
+    # Fewer than REVIEW_BUSINESS_DAYS remain exactly when expiry comes before the last of them;
+    # only then are the remaining days counted (counting to an expiry a year away is costly).
+    if expires_at is not None and facts.local_date(expires_at) < review_end.day:
         left = calendar.business_days_between(facts.today, facts.local_date(expires_at))
-        if left < REVIEW_BUSINESS_DAYS:
-            warnings.append(
-                f"only {left} business days remain before the certificate expires; "
-                "the review may not finish before it expires"
-            )
+        warnings.append(
+            f"only {left} business days remain before the certificate expires; "
+            "the review may not finish before it expires"
+        )
     if outcome is Outcome.MANUAL_REVIEW:
-        warnings.extend(calendar.add_business_days(facts.today, REVIEW_BUSINESS_DAYS).warnings)
+        warnings.extend(review_end.warnings)
     return warnings
 
 
