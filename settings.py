@@ -13,6 +13,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from codec import parse_keys
 
 TimeoutAction = Literal["approve", "reject"]
+WorkflowSandbox = Literal["strict", "imports-once", "off"]
+"""How workers run workflow code: ``strict`` reloads the workflow module into the SDK's sandbox for
+every run (the test suite), ``imports-once`` keeps the sandbox's checks but imports the module
+once, ``off`` runs the code the strict runs checked without the sandbox (production default)."""
 
 
 class Settings(BaseSettings):
@@ -36,7 +40,7 @@ class Settings(BaseSettings):
     fault_latency_ms: int = Field(default=0, ge=0, le=60_000)
     fault_reject: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_cached_workflows: int = Field(default=600, ge=0)
-    strict_sandbox: bool = False
+    workflow_sandbox: WorkflowSandbox = "off"
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     encryption_keys: str = ""
     encryption_key_id: str | None = None

@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker import (
+    PollerBehaviorSimpleMaximum,
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import workflows
@@ -27,7 +32,7 @@ from activities.sandbox import (
     SandboxPaymentGateway,
     SandboxSupportDesk,
 )
-from settings import Settings, get_settings
+from settings import Settings, WorkflowSandbox, get_settings
 from storage.certificates import CertificateStore
 from storage.database import open_database
 from storage.ledger import Ledger
@@ -49,8 +54,8 @@ PASSTHROUGH_MODULES = (
 """Pure or worker-side modules the sandbox imports once instead of once per workflow run."""
 
 WORKFLOW_MODULES = ("workflows.refund",)
-"""The workflow code itself: reloaded for every run only in a strict sandbox (see
-``sandbox_runner``)."""
+"""The workflow code itself: reloaded for every run only in the strict sandbox (see
+``workflow_runner``)."""
 
 M_ARENA_MAX = -8
 """glibc's ``mallopt`` parameter behind the ``MALLOC_ARENA_MAX`` variable."""
@@ -66,39 +71,45 @@ class WorkerTuning:
     max_cached_workflows: int = 600
     workflow_pollers: int = 5
     activity_pollers: int = 5
+    sandbox: WorkflowSandbox = "off"
     passthrough: bool = True
     precompile: bool = True
-    strict_sandbox: bool = False
 
 
 def precompile_workflow_code() -> None:
     """Write bytecode for the workflow package, even under PYTHONDONTWRITEBYTECODE.
 
-    The sandbox imports the workflow module afresh for every workflow run; without a ``.pyc``
-    that means compiling it from source each time (a measured 30% of worker CPU per refund,
-    BENCHMARKS.md). Imports read ``.pyc`` files whatever that variable says.
+    The strict sandbox (the test suite's) imports the workflow module afresh for every workflow
+    run; without a ``.pyc`` that means compiling it from source each time (a measured 30% of
+    worker CPU per refund, BENCHMARKS.md). Imports read ``.pyc`` files whatever that variable
+    says.
     """
     package = Path(workflows.__file__).parent
     compileall.compile_dir(package, quiet=2, maxlevels=0)
 
 
-def sandbox_runner(
-    passthrough: bool = True,
+def workflow_runner(
+    sandbox: WorkflowSandbox,
     *,
-    strict: bool = False,
+    passthrough: bool = True,
     workflow_modules: tuple[str, ...] = WORKFLOW_MODULES,
-) -> SandboxedWorkflowRunner:
-    """The workflow sandbox, with the pure modules passed through.
+) -> WorkflowRunner:
+    """What runs workflow code: the SDK's sandbox, strict or importing once, or no sandbox.
 
-    ``strict`` reloads the workflow module for every run, the SDK's default, so the sandbox's
-    restrictions (no ``datetime.now``, ``random``, I/O, ...) apply to the workflow code itself:
-    the test suite and the replay tests run strict. A production worker imports the workflow
-    module once, the code the strict runs have checked; that saves about 3 ms of CPU and the
-    module's copy in memory for every workflow run (BENCHMARKS.md).
+    ``strict`` is the SDK's default: the workflow module is reloaded for every run, so the
+    sandbox's restrictions (no ``datetime.now``, randomness or I/O) apply to the workflow code
+    itself. The test suite and the replay tests run strict, on every path. Production workers
+    run that checked code without the sandbox (``off``): the sandbox's lookups around every
+    payload and activation were a quarter of a worker's CPU per refund (BENCHMARKS.md).
+    ``imports-once`` keeps the sandbox's runtime checks and imports the workflow module once.
     """
+    if sandbox == "off":
+        return UnsandboxedWorkflowRunner()
     restrictions = SandboxRestrictions.default
     if passthrough:
-        modules = PASSTHROUGH_MODULES if strict else PASSTHROUGH_MODULES + workflow_modules
+        modules: tuple[str, ...] = PASSTHROUGH_MODULES
+        if sandbox == "imports-once":
+            modules += workflow_modules
         restrictions = restrictions.with_passthrough_modules(*modules)
     return SandboxedWorkflowRunner(restrictions=restrictions)
 
@@ -130,8 +141,8 @@ def worker_options(
         "max_cached_workflows": tuning.max_cached_workflows,
         "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(tuning.workflow_pollers),
         "activity_task_poller_behavior": PollerBehaviorSimpleMaximum(tuning.activity_pollers),
-        "workflow_runner": sandbox_runner(
-            tuning.passthrough, strict=tuning.strict_sandbox, workflow_modules=workflow_modules
+        "workflow_runner": workflow_runner(
+            tuning.sandbox, passthrough=tuning.passthrough, workflow_modules=workflow_modules
         ),
     }
 
@@ -174,7 +185,7 @@ def build_worker(
     if tuning is None:
         tuning = WorkerTuning(
             max_cached_workflows=settings.max_cached_workflows,
-            strict_sandbox=settings.strict_sandbox,
+            sandbox=settings.workflow_sandbox,
         )
     if tuning.precompile:
         precompile_workflow_code()

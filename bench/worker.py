@@ -7,13 +7,14 @@ import asyncio
 import compileall
 import signal
 from pathlib import Path
+from typing import get_args
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from bench.baseline import BaselineWorkflow, baseline_step
-from settings import Settings
+from settings import Settings, WorkflowSandbox
 from worker import WorkerTuning, build_worker, limit_malloc_arenas, worker_options
 
 
@@ -23,6 +24,7 @@ def tuning_from(args: argparse.Namespace) -> WorkerTuning:
         max_cached_workflows=args.max_cached,
         workflow_pollers=args.workflow_pollers,
         activity_pollers=args.activity_pollers,
+        sandbox=args.sandbox,
         passthrough=not args.no_passthrough,
         precompile=not args.no_precompile,
     )
@@ -61,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-cached", type=int, default=defaults.max_cached_workflows)
     p.add_argument("--workflow-pollers", type=int, default=defaults.workflow_pollers)
     p.add_argument("--activity-pollers", type=int, default=defaults.activity_pollers)
+    p.add_argument("--sandbox", choices=get_args(WorkflowSandbox), default=defaults.sandbox)
     p.add_argument("--no-passthrough", action="store_true")
     p.add_argument("--no-precompile", action="store_true")
     return p

@@ -19,7 +19,7 @@ from worker import build_worker
 
 # Workflows under test run in the strict sandbox: the workflow module is reloaded for every run,
 # so the sandbox's restrictions check the workflow code on every path the tests take.
-os.environ.setdefault("REFUNDS_STRICT_SANDBOX", "1")
+os.environ.setdefault("REFUNDS_WORKFLOW_SANDBOX", "strict")
 
 
 @pytest.fixture

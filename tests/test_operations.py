@@ -12,12 +12,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.worker import UnsandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from settings import Settings
 from starter.client import connect, metrics_runtime
 from tests.factories import certificate
 from tests.live_system import free_port
-from worker import build_worker, sandbox_runner
+from worker import build_worker, workflow_runner
 from workflows.models import RefundState
 
 REFUNDS = str(Path(sys.executable).with_name("refunds"))
@@ -105,14 +107,17 @@ async def test_sigterm_lets_a_running_payment_finish(harness, temporal_env, data
     assert len(harness.ledger.entries()) == 1
 
 
-def test_production_workers_import_the_workflow_module_once():
-    passed_through = sandbox_runner().restrictions.passthrough_modules
-    assert "workflows.refund" in passed_through
-    assert "workflows.models" in passed_through
+def test_production_workers_run_the_checked_workflow_code_without_the_sandbox():
+    assert Settings.model_fields["workflow_sandbox"].default == "off"
+    assert isinstance(workflow_runner("off"), UnsandboxedWorkflowRunner)
+    imports_once = workflow_runner("imports-once")
+    assert isinstance(imports_once, SandboxedWorkflowRunner)
+    assert "workflows.refund" in imports_once.restrictions.passthrough_modules
 
 
 def test_tests_and_replays_reload_the_workflow_module_for_every_run():
-    assert Settings().strict_sandbox, "tests/conftest.py sets REFUNDS_STRICT_SANDBOX"
-    strict = sandbox_runner(strict=True).restrictions.passthrough_modules
-    assert "workflows.refund" not in strict
-    assert "workflows.models" in strict
+    assert Settings().workflow_sandbox == "strict", "tests/conftest.py sets it"
+    strict = workflow_runner("strict")
+    assert isinstance(strict, SandboxedWorkflowRunner)
+    assert "workflows.refund" not in strict.restrictions.passthrough_modules
+    assert "workflows.models" in strict.restrictions.passthrough_modules

@@ -10,7 +10,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from tests.scenarios import SCENARIOS
-from worker import sandbox_runner
+from worker import workflow_runner
 from workflows.refund import RefundWorkflow
 
 HISTORIES = Path(__file__).with_name("histories")
@@ -27,7 +27,7 @@ async def test_history_replays(name):
     replayer = Replayer(
         workflows=[RefundWorkflow],
         data_converter=pydantic_data_converter,
-        workflow_runner=sandbox_runner(strict=True),
+        workflow_runner=workflow_runner("strict"),
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
