@@ -1,7 +1,9 @@
-"""Record the replay histories under ``tests/histories/``: ``python -m tests.record_histories``.
+"""Record the replay histories: ``python -m tests.record_histories [SCENARIO ...]``.
 
-Run it after a deliberate, patched change to the workflow; the replay test then proves that
-histories recorded by earlier versions still replay on the new code.
+Histories go to ``tests/histories/<CURRENT>/``. After a deliberate, patched change to the
+workflow, raise ``CURRENT`` (a new folder) and record every scenario: the replay test replays
+every folder, so histories written by the earlier versions go on proving that refunds they
+started still replay on the new code.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from tests.scenarios import SCENARIOS
 from worker import build_worker
 
 HISTORIES = Path(__file__).with_name("histories")
+CURRENT = "v2"
+"""The folder the running code records into; v1 is from before ``final-state-with-completion``."""
 
 
 async def record(names: list[str]) -> None:
-    HISTORIES.mkdir(exist_ok=True)
+    folder = HISTORIES / CURRENT
+    folder.mkdir(parents=True, exist_ok=True)
     env = await start_environment()
     try:
         with tempfile.TemporaryDirectory() as scratch:
@@ -41,7 +46,7 @@ async def record(names: list[str]) -> None:
                     handle = await SCENARIOS[name](harness)
                     status = await harness.result(handle)
                 history = await handle.fetch_history()
-                path = HISTORIES / f"{name}.json"
+                path = folder / f"{name}.json"
                 path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
                 print(f"{name}: {status.state.value}, {len(history.events)} events -> {path}")
     finally:

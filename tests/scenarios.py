@@ -136,7 +136,8 @@ async def needs_attention_then_retried(harness: Harness) -> Handle:
         handle = await harness.submit(certificate("h-attention", purchased_at=_ago(1)))
         await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
         await handle.execute_update(
-            RefundWorkflow.retry_payments, OperatorInput(operator="ops-1", note="reopened")
+            RefundWorkflow.retry_payments,
+            OperatorInput(operator=harness.settings.operators[0], note="reopened"),
         )
         await harness.result(handle)
     return handle

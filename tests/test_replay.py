@@ -1,4 +1,4 @@
-"""Committed histories of every path replay on the current workflow code and converter."""
+"""Committed histories of every path, from every workflow version, replay on the current code."""
 
 from __future__ import annotations
 
@@ -9,21 +9,21 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
+from tests.record_histories import CURRENT, HISTORIES
 from tests.scenarios import SCENARIOS
 from worker import workflow_runner
 from workflows.refund import RefundWorkflow
 
-HISTORIES = Path(__file__).with_name("histories")
+RECORDED = sorted(HISTORIES.glob("*/*.json"))
 
 
-def test_every_path_has_a_committed_history():
-    assert sorted(p.stem for p in HISTORIES.glob("*.json")) == sorted(SCENARIOS)
+def test_every_path_has_a_history_from_the_current_version():
+    assert sorted(p.stem for p in (HISTORIES / CURRENT).glob("*.json")) == sorted(SCENARIOS)
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
-async def test_history_replays(name):
-    path = HISTORIES / f"{name}.json"
-    history = WorkflowHistory.from_json(f"refund-{name}", path.read_text())
+@pytest.mark.parametrize("path", RECORDED, ids=lambda p: f"{p.parent.name}/{p.stem}")
+async def test_history_replays(path: Path):
+    history = WorkflowHistory.from_json(f"refund-{path.stem}", path.read_text())
     replayer = Replayer(
         workflows=[RefundWorkflow],
         data_converter=pydantic_data_converter,
@@ -41,7 +41,7 @@ async def test_a_changed_workflow_is_caught(monkeypatch):
 
     monkeypatch.setattr(RefundWorkflow, "_notify", skip_notification)
     history = WorkflowHistory.from_json(
-        "refund-auto", (HISTORIES / "auto_approved.json").read_text()
+        "refund-auto", (HISTORIES / CURRENT / "auto_approved.json").read_text()
     )
     replayer = Replayer(
         workflows=[RefundWorkflow],

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 
 from tests.factories import certificate
@@ -18,6 +19,7 @@ from workflows.models import (
     RejectInput,
 )
 from workflows.refund import RefundWorkflow
+from workflows.search_attributes import REFUND_STATE
 
 
 def now() -> datetime:
@@ -63,6 +65,28 @@ async def test_auto_approval_cancels_the_order_and_returns_each_leg(harness):
     ]
     assert harness.store.order_status("auto-1") == "cancelled"
     assert harness.store.get("auto-1").status == "refunded"
+
+
+async def test_the_final_state_reaches_visibility_as_the_workflow_completes(harness):
+    """The last state change is set with the completion: one visibility update, not two."""
+    handle = await harness.submit(fresh("auto-visible"))
+    await harness.result(handle)
+    events = list((await handle.fetch_history()).events)
+    upserted = [
+        (i, event.upsert_workflow_search_attributes_event_attributes.search_attributes)
+        for i, event in enumerate(events)
+        if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    ]
+    states = [
+        (i, attributes.indexed_fields[REFUND_STATE.name].data.decode())
+        for i, attributes in upserted
+        if REFUND_STATE.name in attributes.indexed_fields
+    ]
+    assert [state for _, state in states] == ['"refunding"', '"refunded"']
+    last = states[-1][0]
+    assert events[last + 1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    described = await handle.describe()
+    assert described.typed_search_attributes.get(REFUND_STATE) == RefundState.REFUNDED.value
 
 
 async def test_denied_by_rule_changes_nothing(harness):
