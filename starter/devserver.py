@@ -30,6 +30,11 @@ STARTUP_TIMEOUT = 60.0
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 """WAL doubles the embedded server's throughput (BENCHMARKS.md); in WAL mode, ``normal`` sync
 survives process crashes and may lose only the last commits on a power cut."""
+DYNAMIC_CONFIG = ("system.forceSearchAttributesCacheRefreshOnRead=false",)
+"""The dev server re-reads the search-attribute definitions from its database whenever one is
+used, so that attributes added while it runs work at once. Ours are registered at start (the
+``--search-attribute`` flags), so the cached definitions do: about 20 database reads fewer per
+refund, a tenth of the server's CPU (BENCHMARKS.md)."""
 SHUTDOWN_GRACE = 15.0
 
 
@@ -82,6 +87,8 @@ def server_command(options: DevServerOptions) -> list[str]:
     ]
     for pragma in SQLITE_PRAGMAS:
         command += ["--sqlite-pragma", pragma]
+    for value in DYNAMIC_CONFIG:
+        command += ["--dynamic-config-value", value]
     for name, kind in DEV_SERVER_TYPES.items():
         command += ["--search-attribute", f"{name}={kind}"]
     return command
