@@ -12,7 +12,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from storage.schema import certificates, orders, payment_legs
@@ -134,22 +144,31 @@ class CertificateStore:
 
     def mark_refunded(self, certificate_id: str, refund_id: str) -> CertificateStatus:
         with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(certificates)
+                .where(
+                    certificates.c.certificate_id == certificate_id,
+                    certificates.c.status != CertificateStatus.REFUNDED,
+                    or_(
+                        certificates.c.pending_refund_id.is_(None),
+                        certificates.c.pending_refund_id == refund_id,
+                    ),
+                )
+                .values(
+                    status=CertificateStatus.REFUNDED,
+                    status_before_refund=None,
+                    pending_refund_id=None,
+                    updated_at=_now(),
+                )
+            )
+            if changed.rowcount == 1:
+                return CertificateStatus.REFUNDED
             row = self._row(conn, certificate_id)
             if row["status"] == CertificateStatus.REFUNDED:
                 return CertificateStatus.REFUNDED
-            held_by_other = row["pending_refund_id"] not in (None, refund_id)
-            if held_by_other:
-                raise StatusConflictError(
-                    f"certificate {certificate_id} is held by {row['pending_refund_id']}"
-                )
-            self._set(
-                conn,
-                certificate_id,
-                status=CertificateStatus.REFUNDED,
-                status_before_refund=None,
-                pending_refund_id=None,
+            raise StatusConflictError(
+                f"certificate {certificate_id} is held by {row['pending_refund_id']}"
             )
-            return CertificateStatus.REFUNDED
 
     def set_status(self, conn: Connection, certificate_id: str, status: CertificateStatus) -> None:
         """Change the status inside a caller's transaction (used by the certificate authority)."""
@@ -158,6 +177,14 @@ class CertificateStore:
     def cancel_order(self, certificate_id: str, refund_id: str) -> str:
         """Cancel the certificate's order for ``refund_id``; returns the order id."""
         with self.engine.begin() as conn:
+            cancelled = conn.execute(
+                update(orders)
+                .where(orders.c.certificate_id == certificate_id, orders.c.status != "cancelled")
+                .values(status="cancelled", cancelled_by=refund_id, cancelled_at=_now())
+                .returning(orders.c.order_id)
+            ).scalar_one_or_none()
+            if cancelled is not None:
+                return str(cancelled)
             order = (
                 conn.execute(select(orders).where(orders.c.certificate_id == certificate_id))
                 .mappings()
@@ -165,17 +192,10 @@ class CertificateStore:
             )
             if order is None:
                 raise CertificateNotFoundError(f"no order for certificate {certificate_id!r}")
-            if order["status"] == "cancelled":
-                if order["cancelled_by"] != refund_id:
-                    raise StatusConflictError(
-                        f"order {order['order_id']} was cancelled by {order['cancelled_by']}"
-                    )
-                return str(order["order_id"])
-            conn.execute(
-                update(orders)
-                .where(orders.c.order_id == order["order_id"])
-                .values(status="cancelled", cancelled_by=refund_id, cancelled_at=_now())
-            )
+            if order["cancelled_by"] != refund_id:
+                raise StatusConflictError(
+                    f"order {order['order_id']} was cancelled by {order['cancelled_by']}"
+                )
             return str(order["order_id"])
 
     def order_status(self, certificate_id: str) -> str:
@@ -199,39 +219,31 @@ class CertificateStore:
         )
 
     def _read(self, conn: Connection, certificate_id: str) -> Certificate | None:
-        row = _find_row(conn, certificate_id)
-        if row is None:
+        rows = conn.execute(_CERTIFICATE_WITH_LEGS, {"certificate_id": certificate_id}).all()
+        if not rows:
             return None
-        order = (
-            conn.execute(select(orders).where(orders.c.certificate_id == certificate_id))
-            .mappings()
-            .one()
-        )
-        legs = conn.execute(
-            select(payment_legs)
-            .where(payment_legs.c.order_id == order["order_id"])
-            .order_by(payment_legs.c.leg_index)
-        ).mappings()
+        row = rows[0]
         return Certificate(
-            certificate_id=row["certificate_id"],
-            owner=row["owner"],
-            product=row["product"],
-            free=row["free"],
-            validation=row["validation"],
-            purchased_at=row["purchased_at"],
-            issued_at=row["issued_at"],
-            expires_at=row["expires_at"],
-            status=row["status"],
+            certificate_id=row.certificate_id,
+            owner=row.owner,
+            product=row.product,
+            free=row.free,
+            validation=row.validation,
+            purchased_at=row.purchased_at,
+            issued_at=row.issued_at,
+            expires_at=row.expires_at,
+            status=row.status,
             order=Order(
-                order_id=order["order_id"],
-                currency=order["currency"],
+                order_id=row.order_id,
+                currency=row.currency,
                 payments=[
                     PaymentLeg(
-                        channel=leg["channel"],
-                        amount=from_cents(leg["amount_cents"]),
-                        reference=leg["reference"],
+                        channel=leg.channel,
+                        amount=from_cents(leg.amount_cents),
+                        reference=leg.reference,
                     )
-                    for leg in legs
+                    for leg in rows
+                    if leg.channel is not None
                 ],
             ),
         )
@@ -269,6 +281,23 @@ class CertificateStore:
                     reference=leg.reference,
                 )
             )
+
+
+_CERTIFICATE_WITH_LEGS = (
+    select(
+        certificates,
+        orders.c.order_id,
+        orders.c.currency,
+        payment_legs.c.channel,
+        payment_legs.c.amount_cents,
+        payment_legs.c.reference,
+    )
+    .join(orders, orders.c.certificate_id == certificates.c.certificate_id)
+    .outerjoin(payment_legs, payment_legs.c.order_id == orders.c.order_id)
+    .where(certificates.c.certificate_id == bindparam("certificate_id"))
+    .order_by(payment_legs.c.leg_index)
+)
+"""A certificate, its order and the order's payment legs (one row per leg), in one query."""
 
 
 def _find_row(conn: Connection, certificate_id: str) -> RowMapping | None:

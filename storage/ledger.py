@@ -90,21 +90,17 @@ class Ledger:
         )
 
     def _record_once(self, key: str, values: dict[str, Any]) -> tuple[LedgerEntry, bool]:
-        by_key = select(payment_returns).where(payment_returns.c.idempotency_key == key)
+        row = {"idempotency_key": key, "returned_at": datetime.now(UTC), **values}
         try:
             with self.engine.begin() as conn:
-                existing = conn.execute(by_key).mappings().first()
-                if existing is not None:
-                    return _entry(existing), True
-                row = {"idempotency_key": key, "returned_at": datetime.now(UTC), **values}
                 conn.execute(insert(payment_returns).values(**row))
-                return _entry(row), False
         except IntegrityError:
-            # Another attempt recorded the same key between our read and our write.
-            raced = self.find(key)
-            if raced is None:
+            # The key is already recorded: by an earlier attempt, or by one running alongside.
+            existing = self.find(key)
+            if existing is None:
                 raise
-            return raced, True
+            return existing, True
+        return _entry(row), False
 
     def find(self, idempotency_key: str) -> LedgerEntry | None:
         query = select(payment_returns).where(payment_returns.c.idempotency_key == idempotency_key)

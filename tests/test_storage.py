@@ -107,3 +107,34 @@ def test_cancel_order_is_idempotent_per_refund(store):
 def test_unknown_certificate(store):
     with pytest.raises(CertificateNotFoundError):
         store.get("nope")
+
+
+def test_mark_refunded_is_idempotent_and_refused_while_another_refund_holds_it(store):
+    store.seed(
+        [certificate("cas-1", purchased_at=PURCHASED), certificate("cas-2", purchased_at=PURCHASED)]
+    )
+    store.mark_refund_pending("cas-1", "r1")
+    with pytest.raises(StatusConflictError, match="held by r1"):
+        store.mark_refunded("cas-1", "r2")
+    assert store.get("cas-1").status == "refund_pending"
+    assert store.mark_refunded("cas-1", "r1") == "refunded"
+    assert store.mark_refunded("cas-1", "r1") == "refunded"
+    assert store.get("cas-1").status == "refunded"
+    assert store.mark_refunded("cas-2", "r3") == "refunded"
+    with pytest.raises(CertificateNotFoundError):
+        store.mark_refunded("nope", "r1")
+    with pytest.raises(CertificateNotFoundError):
+        store.cancel_order("nope", "r1")
+
+
+def test_a_certificate_paid_only_by_voucher_or_not_at_all_reads_back(store):
+    vouchers = certificate(
+        "cas-v",
+        purchased_at=PURCHASED,
+        payments=[{"channel": "voucher", "amount": "10.00", "reference": "v"}],
+    )
+    unpaid = certificate("cas-0", purchased_at=PURCHASED, payments=[])
+    store.seed([vouchers, unpaid])
+    assert store.get("cas-v") == vouchers
+    assert store.get("cas-0") == unpaid
+    assert store.get("cas-0").order.payments == []
