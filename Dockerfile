@@ -13,7 +13,7 @@ COPY starter ./starter
 COPY storage ./storage
 COPY chaos ./chaos
 COPY bench ./bench
-COPY worker.py settings.py logs.py codec.py ./
+COPY worker.py settings.py logs.py codec.py converter.py ./
 RUN pip install . \
     && python -m compileall -q /app \
     && useradd --system --home /app refunds

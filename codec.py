@@ -16,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
+
+from converter import DATA_CONVERTER
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -104,5 +105,5 @@ def codec_from(keys_spec: str, current: str | None) -> EncryptionCodec | None:
 def data_converter(codec: PayloadCodec | None) -> DataConverter:
     """The pydantic data converter, encrypting when a codec is configured."""
     if codec is None:
-        return pydantic_data_converter
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+        return DATA_CONVERTER
+    return dataclasses.replace(DATA_CONVERTER, payload_codec=codec)

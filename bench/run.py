@@ -25,10 +25,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.baseline import BaselineInput, BaselineWorkflow
 from chaos.processes import ManagedServer, free_port
+from converter import DATA_CONVERTER
 from starter.devserver import DevServerOptions
 from storage.certificates import CertificateStore
 from storage.database import open_database
@@ -326,7 +326,7 @@ def _approver(
 async def _connect(address: str) -> Client:
     for _ in range(200):
         try:
-            return await Client.connect(address, data_converter=pydantic_data_converter)
+            return await Client.connect(address, data_converter=DATA_CONVERTER)
         except RuntimeError:
             await asyncio.sleep(0.3)
     raise RuntimeError(f"no Temporal server at {address}")

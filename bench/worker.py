@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import get_args
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from bench.baseline import BaselineWorkflow, baseline_step
+from converter import DATA_CONVERTER
 from settings import Settings, WorkflowSandbox
 from worker import WorkerTuning, build_worker, limit_malloc_arenas, worker_options
 
@@ -32,7 +32,7 @@ def tuning_from(args: argparse.Namespace) -> WorkerTuning:
 
 async def serve(args: argparse.Namespace) -> None:
     settings = Settings()
-    client = await Client.connect(settings.temporal_address, data_converter=pydantic_data_converter)
+    client = await Client.connect(settings.temporal_address, data_converter=DATA_CONVERTER)
     tuning = tuning_from(args)
     if args.kind == "refund":
         worker = build_worker(client, settings=settings, tuning=tuning)

@@ -25,12 +25,12 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from chaos.processes import ManagedServer, ManagedWorker, free_port
 from chaos.workload import Case, fault_settings, make_cases
+from converter import DATA_CONVERTER
 from starter.devserver import DevServerOptions
 from storage.certificates import CertificateStore
 from storage.database import open_database
@@ -204,7 +204,7 @@ async def connect(address: str, timeout: float = 60) -> Client:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return await Client.connect(address, data_converter=pydantic_data_converter)
+            return await Client.connect(address, data_converter=DATA_CONVERTER)
         except RuntimeError:
             if time.monotonic() > deadline:
                 raise

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
+from converter import DATA_CONVERTER
 from settings import Settings
 from storage.certificates import CertificateStore
 from storage.ledger import Ledger
@@ -47,7 +47,7 @@ async def start_environment() -> WorkflowEnvironment:
     common: dict[str, Any] = {
         "dev_server_existing_path": temporal_cli(),
         "search_attributes": ALL_KEYS,
-        "data_converter": pydantic_data_converter,
+        "data_converter": DATA_CONVERTER,
     }
     try:
         return await WorkflowEnvironment.start_time_skipping_v2(

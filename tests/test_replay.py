@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
+from converter import DATA_CONVERTER
 from tests.record_histories import CURRENT, HISTORIES
 from tests.scenarios import SCENARIOS
 from worker import workflow_runner
@@ -26,7 +26,7 @@ async def test_history_replays(path: Path):
     history = WorkflowHistory.from_json(f"refund-{path.stem}", path.read_text())
     replayer = Replayer(
         workflows=[RefundWorkflow],
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         workflow_runner=workflow_runner("strict"),
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
@@ -45,7 +45,7 @@ async def test_a_changed_workflow_is_caught(monkeypatch):
     )
     replayer = Replayer(
         workflows=[RefundWorkflow],
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
