@@ -96,4 +96,4 @@ class SandboxNotifier:
 def _insert_once(engine: Engine, table: Table, **values: Any) -> None:
     """Insert a row whose unique key makes it once-only; an earlier attempt's row wins."""
     with contextlib.suppress(IntegrityError), engine.begin() as conn:
-        conn.execute(insert(table).values(**values))
+        conn.execute(insert(table), values)

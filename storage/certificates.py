@@ -145,21 +145,8 @@ class CertificateStore:
     def mark_refunded(self, certificate_id: str, refund_id: str) -> CertificateStatus:
         with self.engine.begin() as conn:
             changed = conn.execute(
-                update(certificates)
-                .where(
-                    certificates.c.certificate_id == certificate_id,
-                    certificates.c.status != CertificateStatus.REFUNDED,
-                    or_(
-                        certificates.c.pending_refund_id.is_(None),
-                        certificates.c.pending_refund_id == refund_id,
-                    ),
-                )
-                .values(
-                    status=CertificateStatus.REFUNDED,
-                    status_before_refund=None,
-                    pending_refund_id=None,
-                    updated_at=_now(),
-                )
+                _MARK_REFUNDED,
+                {"certificate": certificate_id, "refund": refund_id, "now": _now()},
             )
             if changed.rowcount == 1:
                 return CertificateStatus.REFUNDED
@@ -178,10 +165,7 @@ class CertificateStore:
         """Cancel the certificate's order for ``refund_id``; returns the order id."""
         with self.engine.begin() as conn:
             cancelled = conn.execute(
-                update(orders)
-                .where(orders.c.certificate_id == certificate_id, orders.c.status != "cancelled")
-                .values(status="cancelled", cancelled_by=refund_id, cancelled_at=_now())
-                .returning(orders.c.order_id)
+                _CANCEL_ORDER, {"certificate": certificate_id, "refund": refund_id, "now": _now()}
             ).scalar_one_or_none()
             if cancelled is not None:
                 return str(cancelled)
@@ -219,7 +203,7 @@ class CertificateStore:
         )
 
     def _read(self, conn: Connection, certificate_id: str) -> Certificate | None:
-        rows = conn.execute(_CERTIFICATE_WITH_LEGS, {"certificate_id": certificate_id}).all()
+        rows = conn.execute(_CERTIFICATE_WITH_LEGS, {"certificate": certificate_id}).all()
         if not rows:
             return None
         row = rows[0]
@@ -283,6 +267,35 @@ class CertificateStore:
             )
 
 
+# The statements of an auto refund's happy path, built once; the names they bind are the
+# ones passed to ``execute`` (distinct from the column names, which SQLAlchemy reserves).
+_MARK_REFUNDED = (
+    update(certificates)
+    .where(
+        certificates.c.certificate_id == bindparam("certificate"),
+        certificates.c.status != CertificateStatus.REFUNDED,
+        or_(
+            certificates.c.pending_refund_id.is_(None),
+            certificates.c.pending_refund_id == bindparam("refund"),
+        ),
+    )
+    .values(
+        status=CertificateStatus.REFUNDED,
+        status_before_refund=None,
+        pending_refund_id=None,
+        updated_at=bindparam("now"),
+    )
+)
+"""Refund a certificate not already refunded nor held by another refund."""
+
+_CANCEL_ORDER = (
+    update(orders)
+    .where(orders.c.certificate_id == bindparam("certificate"), orders.c.status != "cancelled")
+    .values(status="cancelled", cancelled_by=bindparam("refund"), cancelled_at=bindparam("now"))
+    .returning(orders.c.order_id)
+)
+"""Cancel a certificate's order unless it is cancelled already; returns the order id."""
+
 _CERTIFICATE_WITH_LEGS = (
     select(
         certificates,
@@ -294,7 +307,7 @@ _CERTIFICATE_WITH_LEGS = (
     )
     .join(orders, orders.c.certificate_id == certificates.c.certificate_id)
     .outerjoin(payment_legs, payment_legs.c.order_id == orders.c.order_id)
-    .where(certificates.c.certificate_id == bindparam("certificate_id"))
+    .where(certificates.c.certificate_id == bindparam("certificate"))
     .order_by(payment_legs.c.leg_index)
 )
 """A certificate, its order and the order's payment legs (one row per leg), in one query."""

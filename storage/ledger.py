@@ -22,6 +22,7 @@ from storage.schema import payment_returns
 from workflows.models import Channel, ManualReturn, PaymentReceipt, PaymentReturnRequest
 
 MANUAL = "manual"
+_INSERT_RETURN = insert(payment_returns)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class Ledger:
         row = {"idempotency_key": key, "returned_at": datetime.now(UTC), **values}
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(payment_returns).values(**row))
+                conn.execute(_INSERT_RETURN, row)
         except IntegrityError:
             # The key is already recorded: by an earlier attempt, or by one running alongside.
             existing = self.find(key)
