@@ -24,11 +24,11 @@ def baseline_step(name: str) -> str:
 
 @workflow.defn
 class BaselineWorkflow:
-    """load, assess (local), cancel order, each leg in parallel, mark refunded, notify."""
+    """load and assess (local), cancel order, each leg in parallel, mark refunded, notify."""
 
     @workflow.run
     async def run(self, request: BaselineInput) -> str:
-        await workflow.execute_activity(baseline_step, "load", start_to_close_timeout=TIMEOUT)
+        await workflow.execute_local_activity(baseline_step, "load", start_to_close_timeout=TIMEOUT)
         await workflow.execute_local_activity(
             baseline_step, "assess", start_to_close_timeout=TIMEOUT
         )

@@ -25,7 +25,7 @@ from worker import build_worker
 
 HISTORIES = Path(__file__).with_name("histories")
 CURRENT = "v2"
-"""The folder the running code records into; v1 is from before ``final-state-with-completion``."""
+"""The folder the running code records into (v1: before ``local-load-final-state-at-close``)."""
 
 
 async def record(names: list[str]) -> None:

@@ -67,11 +67,13 @@ async def test_auto_approval_cancels_the_order_and_returns_each_leg(harness):
     assert harness.store.get("auto-1").status == "refunded"
 
 
-async def test_the_final_state_reaches_visibility_as_the_workflow_completes(harness):
-    """The last state change is set with the completion: one visibility update, not two."""
+async def test_search_attributes_are_set_where_the_server_writes_visibility_anyway(harness):
+    """The first attributes go with the first workflow task (the certificate is loaded by a local
+    activity) and the final state with the completion: no visibility update of their own."""
     handle = await harness.submit(fresh("auto-visible"))
     await harness.result(handle)
     events = list((await handle.fetch_history()).events)
+    kinds = [event.event_type for event in events]
     upserted = [
         (i, event.upsert_workflow_search_attributes_event_attributes.search_attributes)
         for i, event in enumerate(events)
@@ -83,8 +85,13 @@ async def test_the_final_state_reaches_visibility_as_the_workflow_completes(harn
         if REFUND_STATE.name in attributes.indexed_fields
     ]
     assert [state for _, state in states] == ['"refunding"', '"refunded"']
-    last = states[-1][0]
-    assert events[last + 1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    first_task_done = kinds.index(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    second_task_done = kinds.index(
+        EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, first_task_done + 1
+    )
+    assert all(first_task_done < i < second_task_done for i, _ in upserted[:-1])
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in kinds[: upserted[0][0]]
+    assert kinds[states[-1][0] + 1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
     described = await handle.describe()
     assert described.typed_search_attributes.get(REFUND_STATE) == RefundState.REFUNDED.value
 
