@@ -1,4 +1,5 @@
-"""A benchmark worker process: the refund worker or the baseline, with chosen tuning."""
+"""A benchmark worker process: the refund worker or the baseline, with chosen tuning, logging as
+``refunds worker`` does."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from temporalio.worker import Worker
 
 from bench.baseline import BaselineWorkflow, baseline_step
 from converter import DATA_CONVERTER
+from logs import configure_logging
 from settings import Settings, WorkflowSandbox
 from worker import WorkerTuning, build_worker, limit_malloc_arenas, worker_options
 
@@ -32,6 +34,7 @@ def tuning_from(args: argparse.Namespace) -> WorkerTuning:
 
 async def serve(args: argparse.Namespace) -> None:
     settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
     client = await Client.connect(settings.temporal_address, data_converter=DATA_CONVERTER)
     tuning = tuning_from(args)
     if args.kind == "refund":
