@@ -77,8 +77,8 @@ ASSESS_TIMEOUT = timedelta(seconds=10)
 ONE_VISIBILITY_UPDATE = "local-load-final-state-at-close"
 """Patch: the certificate is loaded by a local activity, so the first search attributes are set
 in the first workflow task, and the final state is set as the workflow completes. The server then
-writes the refund's visibility record only where it writes it anyway (the first task and the
-close) instead of twice more: a tenth of its CPU per auto refund (BENCHMARKS.md)."""
+writes an auto refund's visibility record only where it writes it anyway (the first task and the
+close) instead of twice more, each a few milliseconds of its CPU (BENCHMARKS.md)."""
 
 RULES_ACTOR = "rules"
 DEADLINE_ACTOR = "review-deadline"
