@@ -530,18 +530,22 @@ class RefundWorkflow:
 
     async def _load_certificate(self) -> Certificate | None:
         certificate_id = self._request.certificate_id
-        execute = (
-            workflow.execute_local_activity_method
-            if self._one_visibility_update
-            else workflow.execute_activity_method
-        )
+        summary = f"load certificate {certificate_id}"
         try:
-            return await execute(
+            if self._one_visibility_update:
+                return await workflow.execute_local_activity_method(
+                    RefundActivities.load_certificate,
+                    certificate_id,
+                    start_to_close_timeout=RECORD_TIMEOUT,
+                    retry_policy=RECORD_RETRY,
+                    summary=summary,
+                )
+            return await workflow.execute_activity_method(
                 RefundActivities.load_certificate,
                 certificate_id,
                 start_to_close_timeout=RECORD_TIMEOUT,
                 retry_policy=RECORD_RETRY,
-                summary=f"load certificate {certificate_id}",
+                summary=summary,
             )
         except (ActivityError, ApplicationError) as err:
             # A local activity's failure reaches the workflow as the activity's own error.
@@ -694,7 +698,8 @@ def _actor_and_text(action: ReviewAction, message: Any) -> tuple[str, str]:
     return str(message.reviewer), str(message.note or "")
 
 
-def _cause(err: ActivityError | ApplicationError) -> str:
+def _cause(err: Exception) -> str:
+    """The message of what made an activity fail (a local activity's failure is its own)."""
     cause = err.cause if isinstance(err, ActivityError) else err
     return getattr(cause, "message", None) or str(cause or err)
 
