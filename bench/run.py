@@ -159,6 +159,10 @@ class Drains:
         self.handles += handles
 
 
+SETTLE_SECONDS = 32.0
+"""Pause between drains: workflow-task and activity timeout timers (10 s and 30 s) fire after a
+workflow has finished, and a drain that started at once would pay for the previous one's."""
+
 LOW_RATE_PAUSE = 0.25
 """Seconds between latency samples, so each meets an idle server (BENCHMARKS.md)."""
 
@@ -248,6 +252,10 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             ],
             start=1,
         ):
+            if turn > 1 and args.settle:
+                # The previous drain's timeout timers fire up to 30 s after its last task; let
+                # the server process them before the next side's clock starts.
+                await asyncio.sleep(args.settle)
             console.print(f"{label} drain of {args.refunds} ({turn}/4) ...")
             await drains.measure(starts, worker.process.pid, server_pid)
         console.print(f"latency, {args.samples} each ...")
@@ -389,11 +397,17 @@ def main() -> None:
     parser.add_argument("--refunds", type=int, default=1000)
     parser.add_argument("--parked", type=int, default=2000)
     parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE_SECONDS,
+        help="seconds between drains, for the previous drain's timers to fire",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     parser.add_argument("--worker-args", default="", help="tuning flags for bench.worker")
     args = parser.parse_args()
     if args.quick:
-        args.refunds, args.parked, args.samples = 100, 200, 20
+        args.refunds, args.parked, args.samples, args.settle = 100, 200, 20, 0
     with tempfile.TemporaryDirectory(prefix="refunds-bench-") as scratch:
         results = asyncio.run(bench(args, Path(scratch)))
     show(results)
