@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     fault_transient_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
     fault_latency_ms: int = Field(default=0, ge=0, le=60_000)
     fault_reject: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    max_cached_workflows: int = Field(default=600, ge=0)
+    max_cached_workflows: int = Field(default=500, ge=0)
     workflow_sandbox: WorkflowSandbox = "off"
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     encryption_keys: str = ""

@@ -68,7 +68,7 @@ class WorkerTuning:
     """Worker knobs; the defaults are what ``make bench`` measured best (see BENCHMARKS.md)."""
 
     max_concurrent_activities: int = 32
-    max_cached_workflows: int = 600
+    max_cached_workflows: int = 500
     workflow_pollers: int = 5
     activity_pollers: int = 5
     sandbox: WorkflowSandbox = "off"
