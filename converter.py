@@ -34,15 +34,10 @@ class SharedCachePydanticJSONConverter(PydanticJSONPlainPayloadConverter):
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
         hint = Any if type_hint is None else type_hint
         try:
-            adapter = _type_adapter(hint)
-        except TypeError:
-            try:
-                hash(hint)
-            except TypeError:
-                adapter = TypeAdapter(hint)
-            else:
-                raise
-        return adapter.validate_json(payload.data)
+            hash(hint)
+        except TypeError:  # an unhashable hint cannot be a cache key
+            return TypeAdapter(hint).validate_json(payload.data)
+        return _type_adapter(hint).validate_json(payload.data)
 
 
 class PayloadConverter(CompositePayloadConverter):

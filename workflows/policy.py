@@ -184,8 +184,9 @@ def _warnings(facts: _Facts, outcome: Outcome, calendar: BusinessCalendar) -> li
     expires_at = facts.certificate.expires_at
     # Fewer than REVIEW_BUSINESS_DAYS remain exactly when expiry comes before the last of them;
     # only then are the remaining days counted (counting to an expiry a year away is costly).
-    if expires_at is not None and facts.local_date(expires_at) < review_end.day:
-        left = calendar.business_days_between(facts.today, facts.local_date(expires_at))
+    expiry_day = facts.local_date(expires_at) if expires_at is not None else None
+    if expiry_day is not None and expiry_day < review_end.day:
+        left = calendar.business_days_between(facts.today, expiry_day)
         warnings.append(
             f"only {left} business days remain before the certificate expires; "
             "the review may not finish before it expires"

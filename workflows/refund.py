@@ -530,22 +530,18 @@ class RefundWorkflow:
 
     async def _load_certificate(self) -> Certificate | None:
         certificate_id = self._request.certificate_id
-        summary = f"load certificate {certificate_id}"
+        execute = (
+            workflow.execute_local_activity_method
+            if self._one_visibility_update
+            else workflow.execute_activity_method
+        )
         try:
-            if self._one_visibility_update:
-                return await workflow.execute_local_activity_method(
-                    RefundActivities.load_certificate,
-                    certificate_id,
-                    start_to_close_timeout=RECORD_TIMEOUT,
-                    retry_policy=RECORD_RETRY,
-                    summary=summary,
-                )
-            return await workflow.execute_activity_method(
+            return await execute(
                 RefundActivities.load_certificate,
                 certificate_id,
                 start_to_close_timeout=RECORD_TIMEOUT,
                 retry_policy=RECORD_RETRY,
-                summary=summary,
+                summary=f"load certificate {certificate_id}",
             )
         except (ActivityError, ApplicationError) as err:
             # A local activity's failure reaches the workflow as the activity's own error.
