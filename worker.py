@@ -75,6 +75,11 @@ class WorkerTuning:
     passthrough: bool = True
     precompile: bool = True
 
+    @property
+    def writes_bytecode(self) -> bool:
+        """Whether to precompile: only the strict sandbox re-imports workflow code every run."""
+        return self.precompile and self.sandbox == "strict"
+
 
 def precompile_workflow_code() -> None:
     """Write bytecode for the workflow package, even under PYTHONDONTWRITEBYTECODE.
@@ -187,7 +192,7 @@ def build_worker(
             max_cached_workflows=settings.max_cached_workflows,
             sandbox=settings.workflow_sandbox,
         )
-    if tuning.precompile:
+    if tuning.writes_bytecode:
         precompile_workflow_code()
     refund_activities = activities or sandbox_activities(settings)
     assessment = AssessmentActivities(settings)

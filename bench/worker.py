@@ -40,7 +40,7 @@ async def serve(args: argparse.Namespace) -> None:
     if args.kind == "refund":
         worker = build_worker(client, settings=settings, tuning=tuning)
     else:
-        if tuning.precompile:
+        if tuning.writes_bytecode:
             compileall.compile_dir(Path(__file__).parent, quiet=2, maxlevels=0)
         worker = Worker(
             client,
