@@ -530,18 +530,23 @@ class RefundWorkflow:
 
     async def _load_certificate(self) -> Certificate | None:
         certificate_id = self._request.certificate_id
-        execute = (
-            workflow.execute_local_activity_method
-            if self._one_visibility_update
-            else workflow.execute_activity_method
-        )
+        summary = f"load certificate {certificate_id}"
         try:
-            return await execute(
+            # Two calls, not one through a chosen function: mypy cannot type that choice.
+            if self._one_visibility_update:
+                return await workflow.execute_local_activity_method(
+                    RefundActivities.load_certificate,
+                    certificate_id,
+                    start_to_close_timeout=RECORD_TIMEOUT,
+                    retry_policy=RECORD_RETRY,
+                    summary=summary,
+                )
+            return await workflow.execute_activity_method(
                 RefundActivities.load_certificate,
                 certificate_id,
                 start_to_close_timeout=RECORD_TIMEOUT,
                 retry_policy=RECORD_RETRY,
-                summary=f"load certificate {certificate_id}",
+                summary=summary,
             )
         except (ActivityError, ApplicationError) as err:
             # A local activity's failure reaches the workflow as the activity's own error.
