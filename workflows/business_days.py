@@ -40,12 +40,8 @@ class BusinessCalendar:
         """The ``count``-th business day after ``start`` (``start`` itself is not counted)."""
         if count < 0:
             raise ValueError("count must be zero or more")
-        if count == 0:
-            return BusinessDayCount(start, self.unpublished_warnings(start.year, start.year))
-        # Two spare years cover any holiday season the count could run through.
-        calendar = self._calendar(start.year, start.year + 1 + count // 200)
-        day = calendar.get_nth_working_day(start, count)
-        return BusinessDayCount(day, self.unpublished_warnings(start.year, day.year))
+        day, warnings = _nth_business_day(self.country, start, count)
+        return BusinessDayCount(day, list(warnings))
 
     def business_days_between(self, start: date, end: date) -> int:
         """Business days after ``start`` up to and including ``end`` (0 when ``end <= start``)."""
@@ -64,6 +60,17 @@ class BusinessCalendar:
             for year in range(first, last + 1)
             if year > latest
         ]
+
+
+@lru_cache(maxsize=256)
+def _nth_business_day(country: str, start: date, count: int) -> tuple[date, tuple[str, ...]]:
+    """``add_business_days``, kept: every refund submitted on a day counts from that day."""
+    day = start
+    if count:
+        # Two spare years cover any holiday season the count could run through.
+        calendar = _calendar_for(country, start.year, start.year + 1 + count // 200)
+        day = calendar.get_nth_working_day(start, count)
+    return day, tuple(BusinessCalendar(country).unpublished_warnings(start.year, day.year))
 
 
 @lru_cache(maxsize=64)
