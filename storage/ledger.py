@@ -7,7 +7,7 @@ recorded under the same key with channel ``manual``, so it can never also be pai
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,7 +69,7 @@ class Ledger:
                 "amount_cents": to_cents(request.amount),
                 "currency": request.currency,
                 "reference": request.reference,
-                "transaction_id": f"txn-{uuid.uuid4().hex[:20]}",
+                "transaction_id": f"txn-{_digest(request.idempotency_key)}",
             },
         )
 
@@ -86,7 +86,7 @@ class Ledger:
                 "amount_cents": to_cents(settled.amount),
                 "currency": settled.currency,
                 "reference": settled.reference,
-                "transaction_id": f"manual-{uuid.uuid4().hex[:17]}",
+                "transaction_id": f"manual-{_digest(settled.idempotency_key)}",
             },
         )
 
@@ -115,6 +115,11 @@ class Ledger:
             query = query.where(payment_returns.c.refund_id == refund_id)
         with self.engine.connect() as conn:
             return [_entry(row) for row in conn.execute(query).mappings()]
+
+
+def _digest(idempotency_key: str) -> str:
+    """A transaction id's 80-bit hex part, derived from the key (no random source to read)."""
+    return hashlib.blake2b(idempotency_key.encode(), digest_size=10).hexdigest()
 
 
 def _entry(row: Mapping[Any, Any]) -> LedgerEntry:
