@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -149,14 +149,22 @@ class Drains:
 
     async def measure(
         self, starts: Sequence[Callable[[], Awaitable[Any]]], worker_pid: int, server_pid: int
-    ) -> None:
+    ) -> str:
+        """Drain ``starts``, add it up, and describe this drain alone."""
         worker_before, server_before = cpu_seconds(worker_pid), cpu_seconds(server_pid)
         seconds, handles = await drain(starts)
-        self.worker_cpu += cpu_seconds(worker_pid) - worker_before
-        self.server_cpu += cpu_seconds(server_pid) - server_before
+        worker_cpu = cpu_seconds(worker_pid) - worker_before
+        server_cpu = cpu_seconds(server_pid) - server_before
+        self.worker_cpu += worker_cpu
+        self.server_cpu += server_cpu
         self.count += len(starts)
         self.seconds += seconds
         self.handles += handles
+        per = 1000 / len(starts)
+        return (
+            f"{len(starts) / seconds:.1f}/s, CPU per workflow: worker {worker_cpu * per:.1f} ms,"
+            f" server {server_cpu * per:.1f} ms"
+        )
 
 
 SETTLE_SECONDS = 32.0
@@ -210,7 +218,7 @@ async def count(client: Client, query: str) -> int:
 async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     db_url = f"sqlite:///{workdir / 'refunds.db'}"
     store = CertificateStore(open_database(db_url))
-    drain_certs = certificates("drain", 2 * args.refunds, 1)
+    drain_certs = certificates("drain", 2 * args.rounds * args.refunds, 1)
     latency_certs = certificates("lat", args.samples, 1)
     parked_certs = certificates("park", args.parked, 10)
     store.seed(drain_certs + latency_certs + parked_certs)
@@ -238,26 +246,36 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         ours_worker = WorkerProcess.start("refund", env("refunds"), log, tuning)
         assert server.process is not None
         server_pid = server.process.pid
-        base_starts = [baseline_start(client, f"d{i}", "baseline") for i in range(2 * args.refunds)]
+        drains_per_side = 2 * args.rounds
+        base_starts = [
+            baseline_start(client, f"d{i}", "baseline")
+            for i in range(drains_per_side * args.refunds)
+        ]
         ours_starts = [refund_start(client, c, "refunds") for c in drain_certs]
         base, ours = Drains(), Drains()
-        # ABBA order: the server slows as its database grows, so each side gets an early and a
-        # late turn.
-        for turn, (label, drains, worker, starts) in enumerate(
-            [
-                ("baseline", base, base_worker, base_starts[: args.refunds]),
-                ("refund", ours, ours_worker, ours_starts[: args.refunds]),
-                ("refund", ours, ours_worker, ours_starts[args.refunds :]),
-                ("baseline", base, base_worker, base_starts[args.refunds :]),
-            ],
-            start=1,
-        ):
+        sides = {
+            "baseline": (base, base_worker, _batches(base_starts, args.refunds)),
+            "refund": (ours, ours_worker, _batches(ours_starts, args.refunds)),
+        }
+        # ABBA, then BAAB: the server slows as its database grows, so each side gets as many
+        # early turns as late ones, and follows the other side as often as itself.
+        order = [
+            label
+            for round_ in range(args.rounds)
+            for label in (
+                ("baseline", "refund", "refund", "baseline")
+                if round_ % 2 == 0
+                else ("refund", "baseline", "baseline", "refund")
+            )
+        ]
+        for turn, label in enumerate(order, start=1):
+            drains, worker, batches = sides[label]
             if turn > 1 and args.settle:
                 # The previous drain's timeout timers fire up to 30 s after its last task; let
                 # the server process them before the next side's clock starts.
                 await asyncio.sleep(args.settle)
-            console.print(f"{label} drain of {args.refunds} ({turn}/4) ...")
-            await drains.measure(starts, worker.process.pid, server_pid)
+            console.print(f"{label} drain of {args.refunds} ({turn}/{len(order)}) ...", end=" ")
+            console.print(await drains.measure(next(batches), worker.process.pid, server_pid))
         console.print(f"latency, {args.samples} each ...")
         ours_lat, base_lat = await latencies(
             [
@@ -269,7 +287,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         refunded = await count(
             client, f"{REFUND_STATE.name} = 'refunded' AND ExecutionStatus = 'Completed'"
         )
-        assert refunded == 2 * args.refunds + args.samples, f"only {refunded} refunded"
+        assert refunded == ours.count + args.samples, f"only {refunded} refunded"
         events, transitions = await server_cost(ours.handles)
         base_events, base_transitions = await server_cost(base.handles)
 
@@ -296,6 +314,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
         results = {
             "refunds": args.refunds,
+            "drains_per_side": drains_per_side,
             "refunds_per_s": round(ours.count / ours.seconds, 1),
             "baseline_per_s": round(base.count / base.seconds, 1),
             "throughput_ratio": round(base.seconds / ours.seconds, 3),
@@ -325,6 +344,12 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return results
 
 
+def _batches(
+    starts: Sequence[Callable[[], Awaitable[Any]]], size: int
+) -> Iterator[Sequence[Callable[[], Awaitable[Any]]]]:
+    return (starts[i : i + size] for i in range(0, len(starts), size))
+
+
 def _approver(
     handle: WorkflowHandle[Any, Any], approve: ApproveInput
 ) -> Callable[[], Awaitable[Any]]:
@@ -345,7 +370,7 @@ def show(results: dict[str, Any]) -> None:
     for column in ("measure", "refunds", "baseline", "ratio"):
         table.add_column(column, justify="left" if column == "measure" else "right")
     table.add_row(
-        f"drain of {results['refunds']} auto refunds, ABBA (/s)",
+        f"{results['drains_per_side']} drains of {results['refunds']} auto refunds each (/s)",
         str(results["refunds_per_s"]),
         str(results["baseline_per_s"]),
         str(results["throughput_ratio"]),
@@ -403,11 +428,17 @@ def main() -> None:
         default=SETTLE_SECONDS,
         help="seconds between drains, for the previous drain's timers to fire",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="rounds of four drains (two per side), ABBA then BAAB",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     parser.add_argument("--worker-args", default="", help="tuning flags for bench.worker")
     args = parser.parse_args()
     if args.quick:
-        args.refunds, args.parked, args.samples, args.settle = 100, 200, 20, 0
+        args.refunds, args.parked, args.samples, args.settle, args.rounds = 100, 200, 20, 0, 1
     with tempfile.TemporaryDirectory(prefix="refunds-bench-") as scratch:
         results = asyncio.run(bench(args, Path(scratch)))
     show(results)

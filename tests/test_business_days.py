@@ -52,3 +52,11 @@ def test_countries_without_make_up_days_never_warn():
     counted = BusinessCalendar("US").add_business_days(date(2026, 12, 20), 15)
     assert counted.day == date(2027, 1, 12)
     assert counted.warnings == []
+
+
+def test_a_kept_count_hands_out_its_own_warnings():
+    first = CN.add_business_days(date(2026, 12, 20), 15)
+    first.warnings.clear()
+    again = CN.add_business_days(date(2026, 12, 20), 15)
+    assert again.day == date(2027, 1, 11)
+    assert len(again.warnings) == 1
