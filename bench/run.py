@@ -146,6 +146,7 @@ class Drains:
     worker_cpu: float = 0.0
     server_cpu: float = 0.0
     handles: list[WorkflowHandle[Any, Any]] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
 
     async def measure(
         self, starts: Sequence[Callable[[], Awaitable[Any]]], worker_pid: int, server_pid: int
@@ -160,6 +161,7 @@ class Drains:
         self.count += len(starts)
         self.seconds += seconds
         self.handles += handles
+        self.rates.append(len(starts) / seconds)
         per = 1000 / len(starts)
         return (
             f"{len(starts) / seconds:.1f}/s, CPU per workflow: worker {worker_cpu * per:.1f} ms,"
@@ -258,7 +260,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "refund": (ours, ours_worker, _batches(ours_starts, args.refunds)),
         }
         # ABBA, then BAAB: the server slows as its database grows, so each side gets as many
-        # early turns as late ones, and follows the other side as often as itself.
+        # early turns as late ones, and each round gives one side a back-to-back pair.
         order = [
             label
             for round_ in range(args.rounds)
@@ -318,6 +320,11 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "refunds_per_s": round(ours.count / ours.seconds, 1),
             "baseline_per_s": round(base.count / base.seconds, 1),
             "throughput_ratio": round(base.seconds / ours.seconds, 3),
+            "refund_drains_per_s": [round(rate, 1) for rate in ours.rates],
+            "baseline_drains_per_s": [round(rate, 1) for rate in base.rates],
+            "median_drain_ratio": round(
+                statistics.median(ours.rates) / statistics.median(base.rates), 3
+            ),
             "p50_ms": round(percentile(ours_lat, 0.5), 1),
             "p99_ms": round(percentile(ours_lat, 0.99), 1),
             "baseline_p50_ms": round(percentile(base_lat, 0.5), 1),
@@ -374,6 +381,12 @@ def show(results: dict[str, Any]) -> None:
         str(results["refunds_per_s"]),
         str(results["baseline_per_s"]),
         str(results["throughput_ratio"]),
+    )
+    table.add_row(
+        "median drain (/s)",
+        str(round(statistics.median(results["refund_drains_per_s"]), 1)),
+        str(round(statistics.median(results["baseline_drains_per_s"]), 1)),
+        str(results["median_drain_ratio"]),
     )
     table.add_row(
         "latency p50 (ms)",
@@ -437,6 +450,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     parser.add_argument("--worker-args", default="", help="tuning flags for bench.worker")
     args = parser.parse_args()
+    if min(args.refunds, args.parked, args.samples, args.rounds) < 1:
+        parser.error("--refunds, --parked, --samples and --rounds must be at least 1")
     if args.quick:
         args.refunds, args.parked, args.samples, args.settle, args.rounds = 100, 200, 20, 0, 1
     with tempfile.TemporaryDirectory(prefix="refunds-bench-") as scratch:

@@ -37,3 +37,5 @@ def test_bench_quick_mode_reports_every_figure():
     assert figures.keys() >= KEYS
     assert figures["parked"] == 200
     assert all(figures[key] > 0 for key in KEYS)
+    assert len(figures["refund_drains_per_s"]) == len(figures["baseline_drains_per_s"]) == 2
+    assert figures["median_drain_ratio"] > 0
