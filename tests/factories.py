@@ -1,12 +1,13 @@
-"""Certificates for tests, built relative to a chosen instant."""
+"""Certificates and payment returns for tests, built relative to a chosen instant."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from workflows.models import Certificate
+from workflows.models import Certificate, Channel, PaymentReturnRequest
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -58,3 +59,19 @@ def certificate(
 def seed_record(cert: Certificate) -> dict[str, Any]:
     """The JSON a seed file holds for ``cert``."""
     return cert.model_dump(mode="json", exclude={"status"})
+
+
+def alipay_return(
+    refund_id: str, certificate_id: str, leg: int, amount: str = "100.00"
+) -> PaymentReturnRequest:
+    """The request to return leg ``leg`` of a refund to Alipay, under its idempotency key."""
+    return PaymentReturnRequest(
+        refund_id=refund_id,
+        certificate_id=certificate_id,
+        leg_index=leg,
+        channel=Channel.ALIPAY,
+        amount=Decimal(amount),
+        currency="CNY",
+        reference=f"ali-{leg}",
+        idempotency_key=f"{refund_id}:leg-{leg}",
+    )

@@ -12,8 +12,7 @@ from storage.database import open_database
 from storage.ledger import Ledger
 from storage.reconcile import reconcile
 from tests.databases import BOTH
-from tests.factories import certificate, shanghai
-from workflows.models import Channel, PaymentReturnRequest
+from tests.factories import alipay_return, certificate, shanghai
 
 WORKERS = 8
 
@@ -21,19 +20,6 @@ WORKERS = 8
 @pytest.fixture(params=BOTH)
 def backend(request):
     return request.param
-
-
-def request_for(leg: int) -> PaymentReturnRequest:
-    return PaymentReturnRequest(
-        refund_id="refund-race",
-        certificate_id="race-1",
-        leg_index=leg,
-        channel=Channel.ALIPAY,
-        amount=Decimal("100.00"),
-        currency="CNY",
-        reference=f"ali-{leg}",
-        idempotency_key=f"refund-race:leg-{leg}",
-    )
 
 
 def test_racing_workers_record_each_leg_once(database_url, store):
@@ -60,7 +46,7 @@ def test_racing_workers_record_each_leg_once(database_url, store):
         ledger = Ledger(engine)
         barrier.wait()
         for leg in range(3):
-            entry, existed = ledger.record(request_for(leg))
+            entry, existed = ledger.record(alipay_return("refund-race", "race-1", leg))
             with lock:
                 receipts.append((entry.transaction_id, existed))
         engine.dispose()

@@ -13,8 +13,7 @@ from storage.certificates import (
 )
 from storage.ledger import Ledger
 from tests.databases import BOTH
-from tests.factories import certificate, shanghai
-from workflows.models import Channel, PaymentReturnRequest
+from tests.factories import alipay_return, certificate, shanghai
 
 
 @pytest.fixture(params=BOTH)
@@ -145,21 +144,9 @@ def test_a_certificate_paid_only_by_voucher_or_not_at_all_reads_back(store):
 def test_a_return_keeps_one_transaction_id_per_key(store):
     ledger = Ledger(store.engine)
 
-    def leg(index: int) -> PaymentReturnRequest:
-        return PaymentReturnRequest(
-            refund_id="r1",
-            certificate_id="cas-1",
-            leg_index=index,
-            channel=Channel.ALIPAY,
-            amount=Decimal("10.00"),
-            currency="CNY",
-            reference=f"ali-{index}",
-            idempotency_key=f"r1:leg-{index}",
-        )
-
-    first, existed = ledger.record(leg(0))
-    again, existed_again = ledger.record(leg(0))
-    other, _ = ledger.record(leg(1))
+    first, existed = ledger.record(alipay_return("r1", "cas-1", 0, "10.00"))
+    again, existed_again = ledger.record(alipay_return("r1", "cas-1", 0, "10.00"))
+    other, _ = ledger.record(alipay_return("r1", "cas-1", 1, "10.00"))
     assert (existed, existed_again) == (False, True)
     assert again.transaction_id == first.transaction_id
     assert other.transaction_id != first.transaction_id
