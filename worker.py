@@ -67,7 +67,7 @@ PAYABLE_CHANNELS = (Channel.ALIPAY, Channel.BANK, Channel.ACCOUNT_BALANCE)
 class WorkerTuning:
     """Worker knobs; the defaults are what ``make bench`` measured best (see BENCHMARKS.md)."""
 
-    max_concurrent_activities: int = 32
+    max_concurrent_activities: int = 48
     max_cached_workflows: int = 500
     workflow_pollers: int = 5
     activity_pollers: int = 5

@@ -657,13 +657,14 @@ class RefundWorkflow:
             waited = (workflow.now() - self._review_started).total_seconds()
             metrics.record_review_time(int(waited))
             self._review_started = None
-        if state in FINAL_STATES or state is RefundState.NEEDS_ATTENTION:
+        settled = state in FINAL_STATES or state is RefundState.NEEDS_ATTENTION
+        if settled:
             metrics.count_finished(state.value)
         self._state = state
         if not (state in FINAL_STATES and self._one_visibility_update):
             workflow.upsert_search_attributes([REFUND_STATE.value_set(state.value)])
         workflow.set_current_details(self._details())
-        if state in FINAL_STATES or state is RefundState.NEEDS_ATTENTION:
+        if settled:
             self._record("system", state.value, detail=self._rejection_reason or "")
 
     def _record(self, actor: str, action: str, accepted: bool = True, detail: str = "") -> None:
