@@ -14,9 +14,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.baseline import BaselineWorkflow, baseline_step
+from bench.memory_store import memory_activities
 from converter import DATA_CONVERTER
 from logs import configure_logging
 from settings import Settings, WorkflowSandbox
+from storage.database import open_database
 from worker import WorkerTuning, build_worker, limit_malloc_arenas, worker_options
 
 
@@ -38,7 +40,12 @@ async def serve(args: argparse.Namespace) -> None:
     client = await Client.connect(settings.temporal_address, data_converter=DATA_CONVERTER)
     tuning = tuning_from(args)
     if args.kind == "refund":
-        worker = build_worker(client, settings=settings, tuning=tuning)
+        activities = (
+            memory_activities(open_database(settings.database_url))
+            if args.store == "memory"
+            else None
+        )
+        worker = build_worker(client, settings=settings, tuning=tuning, activities=activities)
     else:
         if tuning.writes_bytecode:
             compileall.compile_dir(Path(__file__).parent, quiet=2, maxlevels=0)
@@ -69,6 +76,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sandbox", choices=get_args(WorkflowSandbox), default=defaults.sandbox)
     p.add_argument("--no-passthrough", action="store_true")
     p.add_argument("--no-precompile", action="store_true")
+    p.add_argument(
+        "--store",
+        choices=["database", "memory"],
+        default="database",
+        help="memory: the refund worker's system of record held in memory (bench/memory_store.py)",
+    )
     return p
 
 
