@@ -1,9 +1,10 @@
 """A system of record held in memory, for measuring the refund engine without its database.
 
 ``bench.worker refund --store memory`` gives the refund activities these stand-ins: the same
-activity bodies, logging and error mapping, but certificates read once when the worker starts
-and every write answered as the database would answer a first attempt, with nothing recorded.
-Never for production: without the ledger's unique keys nothing is once-only.
+activity bodies, logging and error mapping, but certificates read once when the worker starts and
+the certificate, order, payment and notice writes answered as the database would answer a first
+attempt, with nothing recorded (revocations and support tickets, off the auto-refund path, still
+go to the database). Never for production: without the ledger's unique keys nothing is once-only.
 """
 
 from __future__ import annotations
