@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import compileall
 import ctypes
+import gc
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -136,6 +137,18 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     libc.mallopt(M_ARENA_MAX, arenas)
 
 
+def freeze_startup_heap() -> None:
+    """Keep what start-up created (modules, classes, the worker itself) out of later collections.
+
+    The collector's full passes walk every tracked object; most of them live as long as the
+    process, and a full pass stopped a busy worker for about 80 ms. Frozen, they are skipped:
+    garbage collection fell from 1.07 to 0.74 ms per auto refund in a drain (BENCHMARKS.md).
+    Call it once the worker is built, just before it runs.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def worker_options(
     tuning: WorkerTuning, workflow_modules: tuple[str, ...] = WORKFLOW_MODULES
 ) -> dict[str, Any]:
@@ -223,5 +236,6 @@ def build_worker(
 async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
     """Run a worker until ``stop`` is set, then let running tasks finish."""
     worker = build_worker(client, settings=settings)
+    freeze_startup_heap()
     async with worker:
         await stop.wait()

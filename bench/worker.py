@@ -19,7 +19,13 @@ from converter import DATA_CONVERTER
 from logs import configure_logging
 from settings import Settings, WorkflowSandbox
 from storage.database import open_database
-from worker import WorkerTuning, build_worker, limit_malloc_arenas, worker_options
+from worker import (
+    WorkerTuning,
+    build_worker,
+    freeze_startup_heap,
+    limit_malloc_arenas,
+    worker_options,
+)
 
 
 def tuning_from(args: argparse.Namespace) -> WorkerTuning:
@@ -60,6 +66,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    freeze_startup_heap()
     async with worker:
         print("ready", flush=True)
         await stop.wait()
