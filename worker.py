@@ -142,7 +142,7 @@ def freeze_startup_heap() -> None:
 
     The collector's full passes walk every tracked object; most of them live as long as the
     process, and a full pass stopped a busy worker for about 80 ms. Frozen, they are skipped:
-    garbage collection fell from 1.07 to 0.74 ms per auto refund in a drain (BENCHMARKS.md).
+    garbage collection fell from 1.07 to 0.63-0.74 ms per auto refund in a drain (BENCHMARKS.md).
     Call it once the worker is built, just before it runs.
     """
     gc.collect()
