@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,6 +37,12 @@ class Settings(BaseSettings):
     holiday_country: str = "CN"
     review_timeout_action: TimeoutAction = "approve"
     fallback_to_balance: bool = False
+    payment_patience: timedelta = timedelta(hours=1)
+    """How long a payment channel or the CA may keep failing before the refund needs attention
+    (seconds, or ISO 8601 such as ``PT1H``)."""
+    history_event_limit: int = Field(default=2000, ge=100, le=40_000)
+    history_bytes_limit: int = Field(default=2_000_000, ge=100_000, le=40_000_000)
+    """A refund waiting for a person continues as new past either (signal floods)."""
     fault_transient_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
     fault_latency_ms: int = Field(default=0, ge=0, le=60_000)
     fault_reject: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -69,6 +76,23 @@ class Settings(BaseSettings):
     def _split_reviewers(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("payment_patience", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        return value
+
+    @field_validator("payment_patience")
+    @classmethod
+    def _positive_patience(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration, e.g. 3600 or PT1H")
         return value
 
     @field_validator("timezone")

@@ -33,6 +33,7 @@ from activities.sandbox import (
     SandboxPaymentGateway,
     SandboxSupportDesk,
 )
+from activities.temporal_history import HistoryActivities
 from settings import Settings, WorkflowSandbox, get_settings
 from storage.certificates import CertificateStore
 from storage.database import open_database
@@ -54,7 +55,13 @@ PASSTHROUGH_MODULES = (
 )
 """Pure or worker-side modules the sandbox imports once instead of once per workflow run."""
 
-WORKFLOW_MODULES = ("workflows.refund",)
+WORKFLOW_MODULES = (
+    "workflows.refund",
+    "workflows.payout",
+    "workflows.progress",
+    "workflows.audit",
+    "workflows.review_checks",
+)
 """The workflow code itself: reloaded for every run only in the strict sandbox (see
 ``workflow_runner``)."""
 
@@ -209,12 +216,15 @@ def build_worker(
         precompile_workflow_code()
     refund_activities = activities or sandbox_activities(settings)
     assessment = AssessmentActivities(settings)
+    history = HistoryActivities(client)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[RefundWorkflow],
         activities=[
             assessment.assess,
+            assessment.recheck,
+            history.find_cancellation_request,
             refund_activities.load_certificate,
             refund_activities.mark_refund_pending,
             refund_activities.restore_certificate,

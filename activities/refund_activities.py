@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -24,6 +25,7 @@ from activities.gateways import (
 from activities.notices import render_notice
 from storage.certificates import CertificateNotFoundError, CertificateStore, StatusConflictError
 from storage.ledger import Ledger, receipt
+from storage.seed_file import describe_validation_error
 from workflows.models import (
     Certificate,
     CertificateChange,
@@ -40,7 +42,14 @@ CERTIFICATE_NOT_FOUND = "CertificateNotFound"
 STATUS_CONFLICT = "StatusConflict"
 PAYMENT_REJECTED = "PaymentRejected"
 REVOCATION_REFUSED = "RevocationRefused"
-NON_RETRYABLE = [CERTIFICATE_NOT_FOUND, STATUS_CONFLICT, PAYMENT_REJECTED, REVOCATION_REFUSED]
+CERTIFICATE_DATA_INVALID = "CertificateDataInvalid"
+NON_RETRYABLE = [
+    CERTIFICATE_NOT_FOUND,
+    STATUS_CONFLICT,
+    PAYMENT_REJECTED,
+    REVOCATION_REFUSED,
+    CERTIFICATE_DATA_INVALID,
+]
 
 
 def _log_context(refund_id: str, **fields: object) -> dict[str, object]:
@@ -67,7 +76,14 @@ class RefundActivities:
     @activity.defn(name="load_certificate")
     def load_certificate(self, certificate_id: str) -> Certificate:
         with _conflicts_are_final():
-            return self.store.get(certificate_id)
+            try:
+                return self.store.get(certificate_id)
+            except ValidationError as err:
+                raise ApplicationError(
+                    f"certificate data is inconsistent: {describe_validation_error(err)}",
+                    type=CERTIFICATE_DATA_INVALID,
+                    non_retryable=True,
+                ) from err
 
     @activity.defn(name="mark_refund_pending")
     def mark_refund_pending(self, change: CertificateChange) -> CertificateStatus:

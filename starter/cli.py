@@ -53,6 +53,7 @@ from workflows.models import (
     RefundReason,
     RefundRequest,
     RejectInput,
+    time_problem,
 )
 from workflows.policy import evaluate, refund_action_shown, review_deadline
 
@@ -91,6 +92,9 @@ def parse_time(text: str) -> datetime:
         ) from None
     if value.tzinfo is None:
         raise UserError(f"--at {text!r} has no offset; add one, e.g. +08:00 or Z")
+    problem = time_problem(value)
+    if problem is not None:
+        raise UserError(f"--at {text!r} {problem}")
     return value
 
 
@@ -130,6 +134,11 @@ def check(
         certificate = certificate_store(settings).get(certificate_id)
     except CertificateNotFoundError:
         raise UserError(f"unknown certificate {certificate_id!r}") from None
+    if when < certificate.purchased_at:
+        raise UserError(
+            f"--at {when.isoformat()} is before the certificate was purchased "
+            f"({certificate.purchased_at.isoformat()})"
+        )
     calendar = BusinessCalendar(settings.holiday_country)
     try:
         decision = evaluate(certificate, when, timezone=settings.timezone, calendar=calendar)

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from storage.schema import certificates, orders, payment_legs
+from storage.schema import certificates, orders, payment_legs, revocations
 from workflows.models import Certificate, CertificateStatus, Order, PaymentLeg
 
 CENT = Decimal("0.01")
@@ -106,8 +106,17 @@ class CertificateStore:
             return int(conn.execute(select(func.count()).select_from(certificates)).scalar_one())
 
     def mark_refund_pending(self, certificate_id: str, refund_id: str) -> CertificateStatus:
-        """Hold the certificate for ``refund_id`` while it is reviewed."""
+        """Hold the certificate for ``refund_id`` while it is reviewed.
+
+        One conditional update, so that two refunds racing for the hold cannot both win whatever
+        the database's isolation level.
+        """
         with self.engine.begin() as conn:
+            held = conn.execute(
+                _HOLD, {"certificate": certificate_id, "refund": refund_id, "now": _now()}
+            )
+            if held.rowcount == 1:
+                return CertificateStatus.REFUND_PENDING
             row = self._row(conn, certificate_id)
             if row["pending_refund_id"] == refund_id:
                 return CertificateStatus(row["status"])
@@ -115,32 +124,19 @@ class CertificateStore:
                 raise StatusConflictError(
                     f"certificate {certificate_id} is held by {row['pending_refund_id']}"
                 )
-            if row["status"] in (CertificateStatus.REFUNDED, CertificateStatus.REVOKED):
-                raise StatusConflictError(f"certificate {certificate_id} is {row['status']}")
-            self._set(
-                conn,
-                certificate_id,
-                status=CertificateStatus.REFUND_PENDING,
-                status_before_refund=row["status"],
-                pending_refund_id=refund_id,
-            )
-            return CertificateStatus.REFUND_PENDING
+            raise StatusConflictError(f"certificate {certificate_id} is {row['status']}")
 
     def restore(self, certificate_id: str, refund_id: str) -> CertificateStatus:
-        """Give the certificate back its status from before ``refund_id`` held it."""
+        """End ``refund_id``'s hold: the status from before it, unless the certificate was revoked
+        or refunded meanwhile (then the hold ends and that status stays). Returns the status."""
         with self.engine.begin() as conn:
-            row = self._row(conn, certificate_id)
-            if row["pending_refund_id"] != refund_id:
-                return CertificateStatus(row["status"])
-            status = CertificateStatus(row["status_before_refund"])
-            self._set(
-                conn,
-                certificate_id,
-                status=status,
-                status_before_refund=None,
-                pending_refund_id=None,
+            restored = conn.execute(
+                _RESTORE, {"certificate": certificate_id, "refund": refund_id, "now": _now()}
             )
-            return status
+            row = self._row(conn, certificate_id)
+            if restored.rowcount == 0 and row["pending_refund_id"] == refund_id:
+                self._set(conn, certificate_id, status_before_refund=None, pending_refund_id=None)
+            return CertificateStatus(row["status"])
 
     def mark_refunded(self, certificate_id: str, refund_id: str) -> CertificateStatus:
         with self.engine.begin() as conn:
@@ -208,6 +204,8 @@ class CertificateStore:
             return None
         row = rows[0]
         return Certificate(
+            held_by=row.pending_refund_id,
+            released_by=row.revoked_by or row.cancelled_by,
             certificate_id=row.certificate_id,
             owner=row.owner,
             product=row.product,
@@ -288,6 +286,38 @@ _MARK_REFUNDED = (
 )
 """Refund a certificate not already refunded nor held by another refund."""
 
+_HOLD = (
+    update(certificates)
+    .where(
+        certificates.c.certificate_id == bindparam("certificate"),
+        certificates.c.status.in_([CertificateStatus.PAID, CertificateStatus.ISSUED]),
+        certificates.c.pending_refund_id.is_(None),
+    )
+    .values(
+        status=CertificateStatus.REFUND_PENDING,
+        status_before_refund=certificates.c.status,
+        pending_refund_id=bindparam("refund"),
+        updated_at=bindparam("now"),
+    )
+)
+"""Hold a usable certificate no refund holds (``SET`` reads the row's old status)."""
+
+_RESTORE = (
+    update(certificates)
+    .where(
+        certificates.c.certificate_id == bindparam("certificate"),
+        certificates.c.status == CertificateStatus.REFUND_PENDING,
+        certificates.c.pending_refund_id == bindparam("refund"),
+    )
+    .values(
+        status=certificates.c.status_before_refund,
+        status_before_refund=None,
+        pending_refund_id=None,
+        updated_at=bindparam("now"),
+    )
+)
+"""Give a held certificate back the status it had before the hold."""
+
 _CANCEL_ORDER = (
     update(orders)
     .where(orders.c.certificate_id == bindparam("certificate"), orders.c.status != "cancelled")
@@ -301,16 +331,19 @@ _CERTIFICATE_WITH_LEGS = (
         certificates,
         orders.c.order_id,
         orders.c.currency,
+        orders.c.cancelled_by,
+        revocations.c.refund_id.label("revoked_by"),
         payment_legs.c.channel,
         payment_legs.c.amount_cents,
         payment_legs.c.reference,
     )
     .join(orders, orders.c.certificate_id == certificates.c.certificate_id)
+    .outerjoin(revocations, revocations.c.certificate_id == certificates.c.certificate_id)
     .outerjoin(payment_legs, payment_legs.c.order_id == orders.c.order_id)
     .where(certificates.c.certificate_id == bindparam("certificate"))
     .order_by(payment_legs.c.leg_index)
 )
-"""A certificate, its order and the order's payment legs (one row per leg), in one query."""
+"""A certificate, its order, who released it and its legs (one row per leg), in one query."""
 
 
 def _find_row(conn: Connection, certificate_id: str) -> RowMapping | None:
@@ -318,9 +351,13 @@ def _find_row(conn: Connection, certificate_id: str) -> RowMapping | None:
     return conn.execute(query).mappings().first()
 
 
+SYSTEM_FIELDS = frozenset({"status", "held_by", "released_by"})
+"""What the system of record keeps about a certificate, never taken from a seed file."""
+
+
 def _seed_fields(record: Certificate) -> dict[str, Any]:
     """What a seed file sets; the status is the system's own once loaded."""
-    data = record.model_dump(mode="json", exclude={"status"})
+    data = record.model_dump(mode="json", exclude=set(SYSTEM_FIELDS))
     for key in ("purchased_at", "issued_at", "expires_at"):
         value = getattr(record, key)
         data[key] = value.astimezone(UTC).isoformat() if value else None

@@ -114,6 +114,19 @@ revocations = Table(
     Column("revoked_at", UTCDateTime, nullable=False),
 )
 
+repairs = Table(
+    "repairs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("certificate_id", String(64), nullable=False, index=True),
+    Column("refund_id", String(128), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("operator", String(64), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+"""What operators did with ``refunds repair`` to refunds that ended without finishing."""
+
 support_tickets = Table(
     "support_tickets",
     metadata,

@@ -58,7 +58,7 @@ def certificate(
 
 def seed_record(cert: Certificate) -> dict[str, Any]:
     """The JSON a seed file holds for ``cert``."""
-    return cert.model_dump(mode="json", exclude={"status"})
+    return cert.model_dump(mode="json", exclude={"status", "held_by", "released_by"})
 
 
 def alipay_return(

@@ -13,6 +13,7 @@ from tests.factories import certificate
 from tests.harness import Harness
 from worker import build_worker, sandbox_activities
 from workflows.models import (
+    ActionResult,
     ApproveInput,
     CancelInput,
     Channel,
@@ -76,7 +77,10 @@ async def approved_by_signal_with_support(harness: Harness) -> Handle:
 
 async def approved_by_update(harness: Harness) -> Handle:
     handle = await _in_review(harness, "h-approve-update")
-    await handle.execute_update(RefundWorkflow.approve_request, ApproveInput(reviewer="rev-2"))
+    approved: ActionResult = await handle.execute_update(
+        RefundWorkflow.approve_request, ApproveInput(reviewer="rev-2")
+    )
+    assert approved.state is RefundState.REFUNDING
     return handle
 
 

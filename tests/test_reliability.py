@@ -63,7 +63,7 @@ async def test_without_fallback_a_refusal_needs_attention_then_manual_resolution
         for payload, message in [
             (OperatorInput(operator="operator-1"), "needs a note"),
             (OperatorInput(operator="rev-1", note="paid"), "not on the operator list"),
-            (OperatorInput(operator="", note="paid"), "operator id is required"),
+            (OperatorInput(operator="", note="paid"), "no operator id was given"),
         ]:
             with pytest.raises(WorkflowUpdateFailedError) as err:
                 await handle.execute_update(RefundWorkflow.resolve_manually, payload)

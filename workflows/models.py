@@ -8,7 +8,8 @@ workflow id.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+import string
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -25,6 +26,54 @@ from pydantic import (
 )
 
 MAX_TEXT = 2000
+MAX_ID = 64
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+"""Ids of certificates, orders and people: at most 64 characters of a safe alphabet."""
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+"""The range a certificate's times and a rule check's instant must fall in."""
+
+
+def id_problem(value: str, what: str) -> str | None:
+    """Why ``value`` is not a valid id (one line, never echoing the value), or ``None``."""
+    if not value.strip():
+        return f"no {what} id was given"
+    if len(value) > MAX_ID:
+        return f"the {what} id is longer than {MAX_ID} characters"
+    if not ID_PATTERN.match(value):
+        return f"the {what} id may hold only letters, digits, '.', '_', ':' and '-'"
+    return None
+
+
+SAFE_CHARACTERS = frozenset(string.ascii_letters + string.digits + "._:-")
+
+
+def shown_id(value: str) -> str:
+    """``value`` fit for an audit line: 64 characters at most, unsafe characters as '?'."""
+    kept = "".join(c if c in SAFE_CHARACTERS else "?" for c in value[:MAX_ID])
+    return kept + ("…" if len(value) > MAX_ID else "") if kept else "unknown"
+
+
+def time_problem(value: datetime) -> str | None:
+    """Why an aware instant is out of the supported range, or ``None``."""
+    try:
+        instant = value.astimezone(UTC)
+    except OverflowError:
+        return "lies outside the years 2000 to 2199"
+    if not EARLIEST <= instant < LATEST:
+        return "lies outside the years 2000 to 2199"
+    return None
+
+
+def _in_range(value: datetime) -> datetime:
+    problem = time_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_in_range)]
+"""A timezone-aware time between 2000 and 2199 (UTC), so date arithmetic cannot overflow."""
 
 
 def _refuse_float(value: object) -> object:
@@ -56,7 +105,7 @@ Amount = Annotated[
 
 Identifier = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"),
+    StringConstraints(strip_whitespace=True, pattern=ID_PATTERN.pattern),
 ]
 """Ids of certificates, orders, users: safe in a workflow id and a log line."""
 
@@ -133,11 +182,16 @@ class Certificate(BaseModel):
     product: Product
     free: bool = False
     validation: Validation
-    purchased_at: AwareDatetime
-    issued_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
+    purchased_at: Instant
+    issued_at: Instant | None = None
+    expires_at: Instant | None = None
     order: Order
     status: CertificateStatus | None = None
+    held_by: str | None = None
+    """The refund holding the certificate (``refund_pending``): the system of record's, not a
+    seed file's."""
+    released_by: str | None = None
+    """The refund that revoked the certificate or cancelled its order, if one did."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Certificate:
@@ -264,6 +318,17 @@ class SupportContact(BaseModel):
         return f"{self.value[:2]}***"
 
 
+class RepairOrder(BaseModel):
+    """An operator completing the books of a refund that ended without finishing (terminated)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    operator: Identifier
+    note: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT)
+    ]
+
+
 class RefundRequest(BaseModel):
     """The customer's request: the workflow's one input."""
 
@@ -274,6 +339,10 @@ class RefundRequest(BaseModel):
     reason: RefundReason
     feedback: Text | None = None
     support_contact: SupportContact | None = None
+    repair: RepairOrder | None = None
+    """Set by ``refunds repair``: pay what is still due, without the rules or a review."""
+    carried: CarriedState | None = None
+    """Set when a refund continues as new: where the previous run left off."""
 
     @model_validator(mode="after")
     def _reason_rules(self) -> RefundRequest:
@@ -406,6 +475,10 @@ class RefundStatus(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     legs: list[LegStatus] = Field(default_factory=list)
     audit: list[AuditEntry] = Field(default_factory=list)
+    refused_not_recorded: int = 0
+    """Refused actions past the first 50, counted but not kept (the status stays small)."""
+    audit_omitted: int = 0
+    """Older audit entries dropped to keep the trail bounded (after the first 20)."""
 
 
 class ActionResult(BaseModel):
@@ -414,22 +487,52 @@ class ActionResult(BaseModel):
     refund_id: str
     action: ReviewAction
     state: RefundState
+    detail: str = ""
+    """Why an accepted approval was not carried out (the certificate is no longer refundable)."""
 
 
 class Assessment(BaseModel):
     """The rule decision plus the review terms, recorded once in history by a local activity."""
 
-    decision: Decision
+    decision: Decision | None
+    """``None`` when a refund resumes what an earlier run of it started (the rules had decided)."""
     review_deadline: datetime | None = None
     timeout_action: Literal["approve", "reject"] = "approve"
     reviewers: list[str] = Field(default_factory=list)
     operators: list[str] = Field(default_factory=list)
     fallback_to_balance: bool = False
+    payment_patience_seconds: float | None = None
+    """How long a payment or revocation may keep failing before a person is asked (None: ever)."""
+    history_event_limit: int | None = None
+    history_bytes_limit: int | None = None
+    """Past either, a refund waiting for a person continues as new (None: never)."""
 
 
 class AssessInput(BaseModel):
     certificate: Certificate
     at: datetime
+    resume: bool = False
+    """Only the terms: the refund resumes what an earlier run of it decided."""
+
+
+class Recheck(BaseModel):
+    """The "still refundable now" check before any approval is carried out."""
+
+    rule: RuleId | None = None
+    """The rule that forbids paying now, or ``None``."""
+    explanation: str = ""
+
+
+class CancellationLookup(BaseModel):
+    workflow_id: str
+    run_id: str
+
+
+class CancellationRequest(BaseModel):
+    """Who asked Temporal to cancel a refund (the request's identity), as history records it."""
+
+    identity: str = ""
+    reason: str = ""
 
 
 class CertificateChange(BaseModel):
@@ -472,3 +575,23 @@ class CustomerNotice(BaseModel):
     currency: str = "CNY"
     legs: list[LegStatus] = Field(default_factory=list)
     message: str = ""
+
+
+class CarriedState(BaseModel):
+    """A refund's progress, carried into a new run when its history grows too long."""
+
+    state: RefundState
+    submitted_at: datetime
+    certificate: Certificate
+    assessment: Assessment
+    legs: list[LegStatus]
+    audit: list[AuditEntry]
+    refused_not_recorded: int = 0
+    audit_omitted: int = 0
+    certificate_released: bool = False
+    decided_by: str | None = None
+    attention_reason: str | None = None
+    review_started: datetime | None = None
+
+
+RefundRequest.model_rebuild()

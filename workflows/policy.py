@@ -149,12 +149,7 @@ def evaluate(
     calendar: BusinessCalendar | None = None,
 ) -> Decision:
     """Apply the rules to ``certificate`` at the instant ``now`` (timezone-aware)."""
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    if now < certificate.purchased_at:
-        raise ValueError("the time is before the certificate was purchased")
-    zone = ZoneInfo(timezone)
-    facts = _Facts(certificate, now, now.astimezone(zone).date(), zone)
+    facts = _facts(certificate, now, timezone)
     rule = next(r for r in RULES if r.applies(facts))
     granted = rule.outcome is not Outcome.DENIED
     legs = certificate.refundable_legs if granted else []
@@ -176,6 +171,34 @@ def evaluate(
         else None,
         revoke_required=rule.rule is RuleId.ISSUED_WITHIN_28_DAYS,
     )
+
+
+RECHECKED_RULES = frozenset({RuleId.ALREADY_REFUNDED, RuleId.EXPIRED, RuleId.ISSUED_OVER_28_DAYS})
+"""What can stop a request that was valid when made from being paid later; ``near-expiry`` is
+judged only at the moment of the request."""
+
+
+def still_refundable(
+    certificate: Certificate, now: datetime, *, timezone: str = DEFAULT_TIMEZONE
+) -> tuple[RuleId, str] | None:
+    """The rule that forbids paying ``certificate`` back at ``now``, with why, or ``None``.
+
+    Run before any approval is carried out, by a reviewer or by the review deadline.
+    """
+    facts = _facts(certificate, now, timezone)
+    for rule in RULES:
+        if rule.rule in RECHECKED_RULES and rule.applies(facts):
+            return rule.rule, rule.explain(facts)
+    return None
+
+
+def _facts(certificate: Certificate, now: datetime, timezone: str) -> _Facts:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if now < certificate.purchased_at:
+        raise ValueError("purchased after the request")
+    zone = ZoneInfo(timezone)
+    return _Facts(certificate, now, now.astimezone(zone).date(), zone)
 
 
 def _warnings(facts: _Facts, outcome: Outcome, calendar: BusinessCalendar) -> list[str]:

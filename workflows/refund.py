@@ -3,8 +3,13 @@
 The certificate is read from the system of record, never from the caller. The rule decision and the
 review deadline are computed once by a local activity and so recorded in history. Review actions
 arrive as signals (checked and audited, never dropped) or as updates whose validators refuse
-invalid actions synchronously. Each payment leg is returned by its channel's activity under an
-idempotency key of refund id and leg, so no retry, crash or replay can pay it twice.
+invalid actions synchronously. The payment steps live in ``workflows.payout``.
+
+Temporal's own tools are part of the interface. A cancellation request (Web UI, ``temporal workflow
+cancel``) never interrupts the refund's steps: in review it is a cancel, later it is refused and
+audited, and the workflow always completes with a final state. A run that finds its certificate
+already released by its own refund id (a reset, or ``refunds repair``) pays only what is still due.
+A refund waiting for a person continues as new when its history grows long.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -23,34 +27,41 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.assessment import AssessmentActivities
-    from activities.refund_activities import NON_RETRYABLE, PAYMENT_REJECTED, RefundActivities
+    from activities.refund_activities import CERTIFICATE_NOT_FOUND, RefundActivities
+    from activities.temporal_history import HistoryActivities
     from workflows import metrics
+    from workflows.audit import bounded
     from workflows.models import (
         FINAL_STATES,
-        MAX_TEXT,
-        SETTLED_LEG_STATES,
         ActionResult,
         ApproveInput,
         AssessInput,
         Assessment,
-        AuditEntry,
         CancelInput,
+        CancellationLookup,
         Certificate,
         CertificateChange,
-        Channel,
+        CertificateStatus,
         CustomerNotice,
         LegState,
         LegStatus,
-        ManualReturn,
         OperatorInput,
         Outcome,
-        PaymentReturnRequest,
         RefundRequest,
         RefundState,
         RefundStatus,
         RejectInput,
         ReviewAction,
         SupportTicketRequest,
+        shown_id,
+    )
+    from workflows.payout import RECORD_RETRY, RECORD_TIMEOUT, NeedsAttentionError, Payout, cause
+    from workflows.progress import RefundProgress
+    from workflows.review_checks import (
+        ReviewContext,
+        cancellation_refusal,
+        operator_refusal,
+        review_refusal,
     )
     from workflows.search_attributes import (
         CERTIFICATE_ID,
@@ -61,33 +72,28 @@ with workflow.unsafe.imports_passed_through():
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-RECORD_TIMEOUT = timedelta(seconds=30)
-RECORD_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=NON_RETRYABLE,
+_ALREADY_RELEASED = (
+    "this refund had already revoked the certificate or cancelled its order (a re-run after a "
+    "reset), so it completes and pays only what is still due"
 )
-PAYMENT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=NON_RETRYABLE,
-)
+
 ASSESS_TIMEOUT = timedelta(seconds=10)
+LOOKUP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 
 ONE_VISIBILITY_UPDATE = "local-load-final-state-at-close"
-"""Patch: the certificate is loaded by a local activity, so the first search attributes are set
-in the first workflow task, and the final state is set as the workflow completes. The server then
-writes an auto refund's visibility record only where it writes it anyway (the first task and the
-close) instead of twice more, each a few milliseconds of its CPU (BENCHMARKS.md)."""
+"""Patch (v2): the certificate is loaded by a local activity and the final state is set as the
+workflow completes, so the server writes an auto refund's visibility record only where it writes
+it anyway (the first task and the close)."""
+OPERATOR_PROOF = "operator-proof"
+"""Patch (v3): approvals re-check that the certificate is still refundable, the deadline re-checks
+only that (not ``near-expiry``), re-runs resume their own refund, payments that keep failing ask
+for a person, and a long history continues as new. Runs started before keep their old paths."""
 
 RULES_ACTOR = "rules"
 DEADLINE_ACTOR = "review-deadline"
-
-LEG_ACTIVITIES = {
-    Channel.ALIPAY: RefundActivities.return_to_alipay,
-    Channel.BANK: RefundActivities.return_to_bank,
-    Channel.ACCOUNT_BALANCE: RefundActivities.return_to_account_balance,
-}
+SYSTEM = "system"
+TEMPORAL_ACTOR = "temporal"
+TEMPORAL_CANCELLATION = "cancellation requested through Temporal"
 
 
 @dataclass(frozen=True)
@@ -97,75 +103,130 @@ class _Review:
     text: str
 
 
-class _NeedsAttention(Exception):
-    """Money could not be returned; a person must act before the workflow goes on."""
+@dataclass(frozen=True)
+class _Verdict:
+    """Whether an approval may be carried out: a reason when not."""
+
+    reason: str = ""
+    restore: bool = True
+    """Whether the certificate can be given back (it could be loaded)."""
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.reason)
+
+
+@dataclass
+class _Cancellation:
+    """A cancellation request from Temporal, audited once its sender's identity is known."""
+
+    at: datetime
+    reason: str
+    refusal: str | None
+    audited: asyncio.Task[None] | None = None
 
 
 @workflow.defn
 class RefundWorkflow:
     @workflow.init
     def __init__(self, request: RefundRequest) -> None:
-        self._request = request
-        self._refund_id = workflow.info().workflow_id
-        self._submitted_at = workflow.now()
-        self._state = RefundState.SUBMITTED
-        self._certificate: Certificate | None = None
-        self._assessment: Assessment | None = None
+        refund_id = workflow.info().workflow_id
+        if request.carried is not None:
+            self._progress = RefundProgress.carried_over(refund_id, request)
+        else:
+            self._progress = RefundProgress(refund_id, request, submitted_at=workflow.now())
+            self._progress.record(
+                request.requester, "submitted", detail=f"reason {request.reason.value}"
+            )
+        self._payout = Payout(self._progress)
         self._review: _Review | None = None
-        self._review_closed = False
-        self._certificate_released = False
-        self._decided_by: str | None = None
-        self._rejection_reason: str | None = None
-        self._attention_reason: str | None = None
-        self._retry_requested = False
-        self._resolution: _Review | None = None
-        self._legs: list[LegStatus] = []
-        self._audit: list[AuditEntry] = []
-        self._review_started: datetime | None = None
+        self._deadline_passed = False
+        self._operator_action: _Review | None = None
+        self._cancellation: _Cancellation | None = None
+        self._approval_verdict: str | None = None
+        self._support_ticket: asyncio.Future[str] | None = None
         self._one_visibility_update = False
-        self._record(request.requester, "submitted", detail=f"reason {request.reason.value}")
+        self._operator_proof = False
 
     @workflow.run
     async def run(self, request: RefundRequest) -> RefundStatus:
         self._one_visibility_update = workflow.patched(ONE_VISIBILITY_UPDATE)
-        await self._decide_and_act(request)
+        self._operator_proof = workflow.patched(OPERATOR_PROOF)
+        body = asyncio.ensure_future(self._body(request))
+        while True:
+            try:
+                # Shielded: a cancellation request reaches only this loop, never a refund step.
+                await asyncio.shield(body)
+                break
+            except asyncio.CancelledError:
+                if body.done():
+                    raise
+                self._cancellation_requested()
         if self._one_visibility_update:
-            workflow.upsert_search_attributes([REFUND_STATE.value_set(self._state.value)])
+            workflow.upsert_search_attributes([REFUND_STATE.value_set(self._progress.state.value)])
         return self.status()
 
+    async def _body(self, request: RefundRequest) -> None:
+        if request.carried is None:
+            await self._decide_and_act(request)
+        else:
+            await self._go_on_from(request.carried.state)
+        if self._support_ticket is not None:
+            await self._support_ticket
+        if self._cancellation is not None and self._cancellation.audited is not None:
+            await self._cancellation.audited
+
     async def _decide_and_act(self, request: RefundRequest) -> None:
+        progress = self._progress
         certificate = await self._load_certificate()
         if certificate is None:
-            self._rejection_reason = f"unknown certificate {request.certificate_id}"
             self._set_state(RefundState.REJECTED)
             return
-        self._certificate = certificate
-        if request.requester != certificate.owner:
-            self._rejection_reason = (
+        progress.certificate = certificate
+        if request.repair is None and request.requester != certificate.owner:
+            progress.reject_because(
                 f"{request.requester} does not own certificate {certificate.certificate_id}"
             )
             self._set_state(RefundState.REJECTED)
             return
-        support_ticket = self._open_support_ticket()
-        assessment = await self._assess(certificate)
-        self._assessment = assessment
-        self._legs = self._initial_legs(certificate, assessment)
+        self._support_ticket = self._open_support_ticket()
+        resume = self._operator_proof and self._released_by_this_refund(certificate)
+        resume = resume and (request.repair is not None or self._is_rerun())
+        assessment = await self._assess(certificate, resume=resume or request.repair is not None)
+        if assessment is None:
+            await self._reject(RULES_ACTOR, progress.rejection_reason or "", restore=False)
+            return
+        progress.assessment = assessment
+        progress.legs = self._initial_legs(certificate, assessment)
         workflow.upsert_search_attributes(
             [
                 CERTIFICATE_ID.value_set(certificate.certificate_id),
-                PAYMENT_CHANNELS.value_set(sorted({leg.channel.value for leg in self._legs})),
+                PAYMENT_CHANNELS.value_set(sorted({leg.channel.value for leg in progress.legs})),
             ]
         )
         decision = assessment.decision
-        if decision.outcome is Outcome.DENIED:
-            await self._reject(RULES_ACTOR, decision.explanation, restore=False)
+        held = self._operator_proof and certificate.held_by == progress.refund_id
+        if request.repair is not None:
+            await self._repair(request, resume)
+        elif resume or decision is None:
+            await self._resume(SYSTEM, "re-run after reset: " + _ALREADY_RELEASED)
+        elif decision.outcome is Outcome.DENIED:
+            await self._reject(RULES_ACTOR, decision.explanation, restore=held)
+        elif self._review is not None:  # cancelled through Temporal before the rules decided
+            await self._cancel(hold=held)
         elif decision.outcome is Outcome.AUTO_APPROVE:
-            self._decided_by = RULES_ACTOR
+            progress.decided_by = RULES_ACTOR
             await self._refund(revoke=False)
         else:
             await self._review_request(assessment)
-        if support_ticket is not None:
-            await support_ticket
+
+    async def _go_on_from(self, state: RefundState) -> None:
+        """A continued run: wait where the previous run waited."""
+        workflow.set_current_details(self._progress.details())
+        if state is RefundState.VALIDATING_APPLICATION:
+            await self._await_review()
+        else:
+            await self._refund(revoke=self._revoke_required(), waiting=True)
 
     # Review actions: signals (audited when refused) and updates (refused synchronously).
 
@@ -186,11 +247,23 @@ class RefundWorkflow:
 
     @workflow.signal(dynamic=True)
     def unknown_signal(self, name: str, payloads: Sequence[RawValue]) -> None:
-        self._record("unknown", f"signal {name[:64]!r}", accepted=False, detail="unknown signal")
+        self._progress.record(
+            "unknown", f"signal {name[:64]!r}", accepted=False, detail="unknown signal"
+        )
 
-    @workflow.update(name="approve_request")
-    def approve_request(self, action: ApproveInput) -> ActionResult:
-        return self._accept(ReviewAction.APPROVE, action.reviewer, action.note or "", "update")
+    @workflow.update  # named by the method: the SDK types an async handler only this way
+    async def approve_request(self, action: ApproveInput) -> ActionResult:
+        accepted = self._accept(ReviewAction.APPROVE, action.reviewer, action.note or "", "update")
+        if not self._operator_proof:
+            return accepted
+        await workflow.wait_condition(lambda: self._approval_verdict is not None)
+        refused = bool(self._approval_verdict)
+        return accepted.model_copy(
+            update={
+                "state": RefundState.REJECTED if refused else RefundState.REFUNDING,
+                "detail": self._approval_verdict or "",
+            }
+        )
 
     @approve_request.validator
     def _validate_approve(self, action: ApproveInput) -> None:
@@ -214,9 +287,9 @@ class RefundWorkflow:
 
     @workflow.update(name="retry_payments")
     def retry_payments(self, action: OperatorInput) -> ActionResult:
-        self._retry_requested = True
-        self._record(action.operator, "retry requested", detail=action.note or "")
-        return ActionResult(refund_id=self._refund_id, action=ReviewAction.RETRY, state=self._state)
+        self._operator_action = _Review(ReviewAction.RETRY, action.operator, action.note or "")
+        self._progress.record(action.operator, "retry requested", detail=action.note or "")
+        return self._result(ReviewAction.RETRY)
 
     @retry_payments.validator
     def _validate_retry(self, action: OperatorInput) -> None:
@@ -224,60 +297,35 @@ class RefundWorkflow:
 
     @workflow.update(name="resolve_manually")
     def resolve_manually(self, action: OperatorInput) -> ActionResult:
-        self._resolution = _Review(
-            ReviewAction.RESOLVE, action.operator, (action.note or "").strip()
-        )
-        self._record(action.operator, "resolved by hand", detail=self._resolution.text)
-        return ActionResult(
-            refund_id=self._refund_id, action=ReviewAction.RESOLVE, state=self._state
-        )
+        note = (action.note or "").strip()
+        self._operator_action = _Review(ReviewAction.RESOLVE, action.operator, note)
+        self._progress.record(action.operator, "resolved by hand", detail=note)
+        return self._result(ReviewAction.RESOLVE)
 
     @resolve_manually.validator
     def _validate_resolve(self, action: OperatorInput) -> None:
         self._raise_if_operator_refused(action, note_required=True)
 
-    def _raise_if_operator_refused(self, action: OperatorInput, *, note_required: bool) -> None:
-        refusal = None
-        if self._state is not RefundState.NEEDS_ATTENTION or self._acted_on_attention:
-            refusal = f"refund {self._refund_id} does not need attention ({self._state.value})"
-        elif not action.operator.strip():
-            refusal = "an operator id is required"
-        elif self._assessment is not None and action.operator not in self._assessment.operators:
-            refusal = f"{action.operator} is not on the operator list"
-        elif note_required and not (action.note or "").strip():
-            refusal = "say what was done: a manual resolution needs a note"
-        elif len(action.note or "") > MAX_TEXT:
-            refusal = f"the note is longer than {MAX_TEXT} characters"
-        if refusal is not None:
-            raise ApplicationError(refusal, type="ActionRefused", non_retryable=True)
-
     @workflow.query
     def status(self) -> RefundStatus:
-        assessment = self._assessment
-        decision = assessment.decision if assessment else None
-        return RefundStatus(
-            refund_id=self._refund_id,
-            certificate_id=self._request.certificate_id,
-            requester=self._request.requester,
-            reason=self._request.reason,
-            feedback=self._request.feedback,
-            state=self._state,
-            decision_pending=self._state is RefundState.VALIDATING_APPLICATION
-            and (self._review is not None or self._review_closed),
-            outcome=decision.outcome if decision else None,
-            rule=decision.rule if decision else None,
-            explanation=decision.explanation if decision else "",
-            refund_amount=decision.refund_amount if decision else Decimal("0.00"),
-            currency=decision.currency if decision else "CNY",
-            submitted_at=self._submitted_at,
-            review_deadline=assessment.review_deadline if assessment else None,
-            decided_by=self._decided_by,
-            rejection_reason=self._rejection_reason,
-            attention_reason=self._attention_reason,
-            warnings=decision.warnings if decision else [],
-            legs=list(self._legs),
-            audit=list(self._audit),
+        return self._progress.status()
+
+    def _result(self, action: ReviewAction) -> ActionResult:
+        return ActionResult(refund_id=self._progress.refund_id, action=action, state=self._state)
+
+    def _raise_if_operator_refused(self, action: OperatorInput, *, note_required: bool) -> None:
+        assessment = self._progress.assessment
+        refusal = operator_refusal(
+            self._progress.refund_id,
+            self._state,
+            self._operator_action is not None,
+            tuple(assessment.operators) if assessment else None,
+            action.operator,
+            action.note or "",
+            note_required=note_required,
         )
+        if refusal is not None:
+            raise ApplicationError(refusal, type="ActionRefused", non_retryable=True)
 
     def _receive_signal(
         self, action: ReviewAction, payloads: tuple[Any, ...], model: type[ModelT]
@@ -287,50 +335,80 @@ class RefundWorkflow:
                 raise ValueError("expected exactly one argument")
             message: Any = model.model_validate(payloads[0])
         except ValueError:
-            self._record("unknown", f"{action.value} (signal)", accepted=False, detail="malformed")
+            self._progress.record(
+                "unknown", f"{action.value} (signal)", accepted=False, detail="malformed"
+            )
             return
         actor, text = _actor_and_text(action, message)
-        refusal = self._refusal(action, actor, text)
+        refusal = review_refusal(self._review_context(), action, actor, text)
         if refusal is not None:
-            self._record(actor or "unknown", f"{action.value} (signal)", False, refusal)
+            self._progress.record(shown_id(actor), f"{action.value} (signal)", False, refusal)
             return
         self._accept(action, actor, text, "signal")
 
     def _raise_if_refused(self, action: ReviewAction, message: BaseModel) -> None:
-        refusal = self._refusal(action, *_actor_and_text(action, message))
+        refusal = review_refusal(self._review_context(), action, *_actor_and_text(action, message))
         if refusal is not None:
             raise ApplicationError(refusal, type="ActionRefused", non_retryable=True)
 
-    def _refusal(self, action: ReviewAction, actor: str, text: str) -> str | None:
-        """Why ``actor`` may not take ``action`` now, or ``None`` when they may."""
-        if self._review is not None:
-            return f"already decided: {self._review.action.value} by {self._review.actor}"
-        if self._review_closed:
-            return "the review deadline has passed"
-        if self._state is not RefundState.VALIDATING_APPLICATION:
-            return f"refund {self._refund_id} is not awaiting review (state {self._state.value})"
-        if not actor.strip():
-            who = "requester" if action is ReviewAction.CANCEL else "reviewer"
-            return f"no {who} id was given"
-        if len(text) > MAX_TEXT:
-            return f"the text is longer than {MAX_TEXT} characters"
-        if action is ReviewAction.CANCEL:
-            if actor != self._request.requester:
-                return f"only the requester ({self._request.requester}) can cancel this request"
-            return None
-        assert self._assessment is not None and self._certificate is not None
-        if actor not in self._assessment.reviewers:
-            return f"{actor} is not on the reviewer list"
-        if actor in (self._request.requester, self._certificate.owner):
-            return "reviewers may not review their own request"
-        if action is ReviewAction.REJECT and not text.strip():
-            return "a rejection needs a reason the customer can read"
-        return None
+    def _review_context(self) -> ReviewContext:
+        progress = self._progress
+        review = self._review
+        assessment = progress.assessment
+        return ReviewContext(
+            refund_id=progress.refund_id,
+            state=progress.state,
+            decided=f"{review.action.value} by {review.actor}" if review else None,
+            deadline_passed=self._deadline_passed,
+            requester=progress.request.requester,
+            owner=progress.certificate.owner if progress.certificate else "",
+            reviewers=tuple(assessment.reviewers) if assessment else (),
+        )
 
     def _accept(self, action: ReviewAction, actor: str, text: str, via: str) -> ActionResult:
         self._review = _Review(action, actor, text.strip())
-        self._record(actor, f"{action.value} ({via})", detail=text.strip())
-        return ActionResult(refund_id=self._refund_id, action=action, state=self._state)
+        self._progress.decision_pending = True
+        self._progress.record(actor, f"{action.value} ({via})", detail=text.strip())
+        return self._result(action)
+
+    # Cancellation requests from Temporal (the Web UI's button, `temporal workflow cancel`).
+
+    def _cancellation_requested(self) -> None:
+        refusal = cancellation_refusal(self._review_context())
+        if refusal is None:
+            self._review = _Review(ReviewAction.CANCEL, TEMPORAL_ACTOR, TEMPORAL_CANCELLATION)
+            self._progress.decision_pending = True
+        cancellation = _Cancellation(
+            at=workflow.now(),
+            reason=bounded(workflow.cancellation_reason() or "", 500),
+            refusal=refusal,
+        )
+        cancellation.audited = asyncio.ensure_future(self._audit_cancellation(cancellation))
+        self._cancellation = cancellation
+
+    async def _audit_cancellation(self, cancellation: _Cancellation) -> None:
+        identity = "unknown"
+        info = workflow.info()
+        try:
+            found = await workflow.execute_activity_method(
+                HistoryActivities.find_cancellation_request,
+                CancellationLookup(workflow_id=info.workflow_id, run_id=info.run_id),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=LOOKUP_RETRY,
+                summary="who asked to cancel",
+            )
+            identity = found.identity or identity
+        except ActivityError as err:
+            workflow.logger.warning("cancellation sender unknown", extra={"error": cause(err)})
+        given = f"reason given: {cancellation.reason}" if cancellation.reason else ""
+        detail = "; ".join(part for part in (cancellation.refusal or "", given) if part)
+        self._progress.record_at(
+            cancellation.at,
+            bounded(identity, 128),
+            TEMPORAL_CANCELLATION,
+            cancellation.refusal is None,
+            detail,
+        )
 
     # The paths.
 
@@ -340,196 +418,251 @@ class RefundWorkflow:
         await self._run(RefundActivities.mark_refund_pending)
         workflow.upsert_search_attributes([REVIEW_DEADLINE.value_set(deadline)])
         self._set_state(RefundState.VALIDATING_APPLICATION)
-        remaining = deadline - workflow.now()
-        timed_out = remaining <= timedelta(0)
-        if not timed_out:
+        await self._await_review()
+
+    async def _await_review(self) -> None:
+        assessment = self._progress.assessment
+        assert assessment is not None and assessment.review_deadline is not None
+        while self._review is None:
+            remaining = assessment.review_deadline - workflow.now()
+            if remaining <= timedelta(0):
+                break
             try:
-                await workflow.wait_condition(lambda: self._review is not None, timeout=remaining)
+                await workflow.wait_condition(
+                    lambda: self._review is not None or self._may_continue_as_new(),
+                    timeout=remaining,
+                )
             except TimeoutError:
-                timed_out = True
-        if timed_out and self._review is None:
-            self._review_closed = True
-            await self._deadline_passed(assessment)
-            return
+                break
+            if self._review is None and self._may_continue_as_new():
+                workflow.continue_as_new(self._progress.carry())
         review = self._review
-        assert review is not None
-        if review.action is ReviewAction.APPROVE:
-            self._decided_by = review.actor
-            await self._refund(revoke=assessment.decision.revoke_required)
+        if review is None:
+            self._deadline_passed = True
+            self._progress.decision_pending = True
+            await self._at_deadline(assessment)
+        elif review.action is ReviewAction.APPROVE:
+            await self._approve(review.actor)
         elif review.action is ReviewAction.REJECT:
             await self._reject(review.actor, review.text, restore=True)
         else:
-            await self._release_certificate()
-            self._close_unpaid_legs("cancelled by the requester")
-            self._set_state(RefundState.CANCELLED)
-            await self._notify("")
+            await self._cancel(hold=True)
 
-    async def _deadline_passed(self, assessment: Assessment) -> None:
-        """No decision in time: re-check the rules now, then apply the configured action."""
-        self._record(DEADLINE_ACTOR, "review deadline passed", detail=assessment.timeout_action)
-        certificate = await self._load_certificate()
-        if certificate is None:
-            await self._reject(DEADLINE_ACTOR, "the certificate no longer exists", restore=False)
-            return
-        recheck = await self._assess(certificate)
-        decision = recheck.decision
-        self._record(RULES_ACTOR, "re-checked at the deadline", detail=decision.rule.value)
-        if decision.outcome is Outcome.DENIED:
-            await self._reject(DEADLINE_ACTOR, decision.explanation, restore=True)
+    async def _approve(self, reviewer: str) -> None:
+        progress = self._progress
+        if self._operator_proof:
+            verdict = await self._still_refundable()
+            self._approval_verdict = verdict.reason
+            if verdict.refused:
+                await self._reject(RULES_ACTOR, verdict.reason, restore=verdict.restore)
+                return
+        progress.decided_by = reviewer
+        await self._refund(revoke=self._revoke_required())
+
+    async def _at_deadline(self, assessment: Assessment) -> None:
+        """No decision in time: re-check the certificate now, then apply the configured action."""
+        progress = self._progress
+        progress.record(DEADLINE_ACTOR, "review deadline passed", detail=assessment.timeout_action)
+        if self._operator_proof:
+            verdict = await self._still_refundable()
+        else:
+            verdict = await self._full_recheck()
+        if verdict.refused:
+            await self._reject(DEADLINE_ACTOR, verdict.reason, restore=verdict.restore)
         elif assessment.timeout_action == "approve":
-            self._decided_by = DEADLINE_ACTOR
-            await self._refund(revoke=decision.revoke_required)
+            progress.decided_by = DEADLINE_ACTOR
+            await self._refund(revoke=self._revoke_required())
         else:
             await self._reject(
                 DEADLINE_ACTOR, "no reviewer decided before the review deadline", restore=True
             )
 
-    async def _reject(self, actor: str, reason: str, *, restore: bool) -> None:
-        if restore:
-            await self._release_certificate()
-        self._decided_by = actor
-        self._rejection_reason = reason
-        self._close_unpaid_legs("not refunded")
-        self._set_state(RefundState.REJECTED)
-        await self._notify(reason)
+    async def _still_refundable(self) -> _Verdict:
+        """The one "still refundable now" check, before any approval is carried out."""
+        progress = self._progress
+        certificate = await self._load_certificate()
+        if certificate is None:
+            return _Verdict(progress.rejection_reason or "", restore=False)
+        if self._released_by_this_refund(certificate):
+            progress.certificate_released = True
+            progress.record(SYSTEM, "re-checked: this refund had already released the certificate")
+            return _Verdict()
+        try:
+            recheck = await workflow.execute_local_activity_method(
+                AssessmentActivities.recheck,
+                AssessInput(certificate=certificate, at=workflow.now()),
+                start_to_close_timeout=ASSESS_TIMEOUT,
+            )
+        except (ActivityError, ApplicationError) as err:
+            progress.record(RULES_ACTOR, "re-check failed", accepted=False, detail=cause(err))
+            return _Verdict(cause(err))
+        if recheck.rule is None:
+            progress.record(RULES_ACTOR, "re-checked: still refundable")
+            return _Verdict()
+        progress.record(
+            RULES_ACTOR, f"re-checked: {recheck.rule.value}", detail=recheck.explanation
+        )
+        return _Verdict(recheck.explanation)
 
-    async def _refund(self, *, revoke: bool) -> None:
-        self._set_state(RefundState.REFUNDING)
+    async def _full_recheck(self) -> _Verdict:
+        """Before ``operator-proof``: the deadline re-ran every rule."""
+        certificate = await self._load_certificate()
+        if certificate is None:
+            return _Verdict("the certificate no longer exists", restore=False)
+        recheck = await self._assess(certificate)
+        decision = recheck.decision if recheck else None
+        if decision is None:
+            return _Verdict(self._progress.rejection_reason or "", restore=True)
+        self._progress.record(RULES_ACTOR, "re-checked at the deadline", detail=decision.rule.value)
+        return _Verdict(decision.explanation if decision.outcome is Outcome.DENIED else "")
+
+    async def _reject(self, actor: str, reason: str, *, restore: bool) -> None:
+        progress = self._progress
+        if restore and not await self._release_hold():
+            await self._resume(
+                SYSTEM, f"not rejected ({bounded(reason, 200)}): {_ALREADY_RELEASED}"
+            )
+            return
+        progress.decided_by = actor
+        progress.reject_because(reason)
+        progress.close_unpaid_legs("not refunded")
+        self._set_state(RefundState.REJECTED)
+        await self._notify(progress.rejection_reason or "")
+
+    async def _cancel(self, *, hold: bool) -> None:
+        progress = self._progress
+        cancellation = self._cancellation
+        by_temporal = self._review is not None and self._review.actor == TEMPORAL_ACTOR
+        if by_temporal and cancellation is not None and cancellation.audited is not None:
+            await cancellation.audited
+        if hold and not await self._release_hold():
+            await self._resume(SYSTEM, "not cancelled: " + _ALREADY_RELEASED)
+            return
+        who = "through Temporal" if by_temporal else "by the requester"
+        progress.close_unpaid_legs(f"cancelled {who}")
+        self._set_state(RefundState.CANCELLED)
+        await self._notify(TEMPORAL_CANCELLATION if by_temporal else "")
+
+    async def _release_hold(self) -> bool:
+        """Give the certificate back its status; ``False`` when this refund had already revoked
+        it or cancelled its order (a re-run after a reset): then the refund must complete."""
+        status = await self._run(RefundActivities.restore_certificate)
+        if not self._operator_proof or status not in (
+            CertificateStatus.REVOKED,
+            CertificateStatus.REFUNDED,
+        ):
+            return True
+        certificate = await self._load_certificate()
+        return certificate is None or not self._released_by_this_refund(certificate)
+
+    async def _resume(self, actor: str, why: str) -> None:
+        """Complete what an earlier run of this refund started: pay only what is still due."""
+        progress = self._progress
+        progress.certificate_released = True
+        progress.record(actor, why)
+        progress.decided_by = progress.decided_by or actor
+        await self._refund(revoke=False)
+
+    async def _repair(self, request: RefundRequest, released: bool) -> None:
+        """``refunds repair``: an operator completes the books of a refund that was terminated."""
+        progress = self._progress
+        repair = request.repair
+        assert repair is not None and progress.assessment is not None
+        if repair.operator not in progress.assessment.operators:
+            await self._reject(
+                repair.operator, f"{repair.operator} is not on the operator list", restore=False
+            )
+            return
+        progress.decided_by = repair.operator
+        progress.record(repair.operator, "books completed by an operator", detail=repair.note)
+        progress.certificate_released = released
+        await self._refund(revoke=self._revoke_required())
+
+    async def _refund(self, *, revoke: bool, waiting: bool = False) -> None:
+        progress = self._progress
+        if not waiting:
+            self._set_state(RefundState.REFUNDING)
         while True:
-            try:
-                await self._pay_out(revoke)
-                break
-            except _NeedsAttention as problem:
-                self._attention_reason = str(problem)
-                self._set_state(RefundState.NEEDS_ATTENTION)
-                workflow.logger.warning("refund needs attention", extra={"reason": str(problem)})
-                await workflow.wait_condition(lambda: self._acted_on_attention)
-                self._retry_requested = False
-                self._attention_reason = None
-                self._set_state(RefundState.REFUNDING)
-                if self._resolution is not None:
-                    await self._settle_by_hand(self._resolution)
-                    self._resolution = None
+            if not waiting:
+                try:
+                    await self._payout.pay_out(revoke)
+                    break
+                except NeedsAttentionError as problem:
+                    progress.needs_attention_because(str(problem))
+                    self._set_state(RefundState.NEEDS_ATTENTION)
+                    workflow.logger.warning(
+                        "refund needs attention", extra={"reason": progress.attention_reason}
+                    )
+            waiting = False
+            await self._await_operator()
+            action, self._operator_action = self._operator_action, None
+            progress.needs_attention_because("")
+            self._set_state(RefundState.REFUNDING)
+            if action is not None and action.action is ReviewAction.RESOLVE:
+                await self._payout.settle_by_hand(action.actor, action.text)
         await self._run(RefundActivities.mark_refunded)
         self._set_state(RefundState.REFUNDED)
         await self._notify("")
 
-    @property
-    def _acted_on_attention(self) -> bool:
-        return self._retry_requested or self._resolution is not None
-
-    async def _settle_by_hand(self, resolution: _Review) -> None:
-        """An operator returned the failed legs (and did any failed step) outside the system."""
-        assert self._certificate is not None
-        if not self._certificate_released:
-            self._certificate_released = True
-            self._record(resolution.actor, "certificate released by hand", detail=resolution.text)
-        for leg in [leg for leg in self._legs if leg.status is LegState.FAILED]:
-            assert leg.idempotency_key is not None
-            receipt = await workflow.execute_activity_method(
-                RefundActivities.record_manual_return,
-                ManualReturn(
-                    refund_id=self._refund_id,
-                    certificate_id=self._certificate.certificate_id,
-                    leg_index=leg.index,
-                    original_channel=leg.channel,
-                    amount=leg.amount,
-                    currency=self._certificate.order.currency,
-                    reference=leg.reference,
-                    idempotency_key=leg.idempotency_key,
-                    operator=resolution.actor,
-                    note=resolution.text,
-                ),
-                start_to_close_timeout=RECORD_TIMEOUT,
-                retry_policy=RECORD_RETRY,
-                summary=f"record {leg.amount} returned by hand",
+    async def _await_operator(self) -> None:
+        if not self._operator_proof:
+            await workflow.wait_condition(lambda: self._operator_action is not None)
+            return
+        while self._operator_action is None:
+            await workflow.wait_condition(
+                lambda: self._operator_action is not None or self._may_continue_as_new()
             )
-            by_hand = receipt.channel == "manual"
-            self._update_leg(
-                leg.index,
-                status=LegState.RETURNED_MANUALLY if by_hand else LegState.RETURNED,
-                transaction_id=receipt.transaction_id,
-                detail=f"settled by {resolution.actor}: {resolution.text}",
-            )
+            if self._operator_action is None and self._may_continue_as_new():
+                workflow.continue_as_new(self._progress.carry())
 
-    async def _pay_out(self, revoke: bool) -> None:
-        if not self._certificate_released:
-            step, what = (
-                (RefundActivities.revoke_certificate, "revoke the certificate")
-                if revoke
-                else (RefundActivities.cancel_order, "cancel the certificate order")
-            )
-            try:
-                await self._run(step)
-            except ActivityError as err:
-                raise _NeedsAttention(f"{what} failed: {_cause(err)}") from err
-            self._certificate_released = True
-            self._record("system", "certificate revoked" if revoke else "order cancelled")
-        pending = [leg for leg in self._legs if leg.status not in SETTLED_LEG_STATES]
-        problems = [p for p in await asyncio.gather(*map(self._return_leg, pending)) if p]
-        if problems:
-            raise _NeedsAttention("; ".join(problems))
-
-    async def _return_leg(self, leg: LegStatus) -> str | None:
-        assert self._certificate is not None and leg.idempotency_key is not None
-        request = PaymentReturnRequest(
-            refund_id=self._refund_id,
-            certificate_id=self._certificate.certificate_id,
-            leg_index=leg.index,
-            channel=leg.channel,
-            amount=leg.amount,
-            currency=self._certificate.order.currency,
-            reference=leg.reference,
-            idempotency_key=leg.idempotency_key,
+    def _may_continue_as_new(self) -> bool:
+        """The history is long, and nothing is in flight that a new run could not take over."""
+        assessment = self._progress.assessment
+        if not self._operator_proof or assessment is None:
+            return False
+        info = workflow.info()
+        too_long = info.is_continue_as_new_suggested() or (
+            assessment.history_event_limit is not None
+            and info.get_current_history_length() >= assessment.history_event_limit
         )
-        channel = leg.channel
-        while True:
-            try:
-                receipt = await workflow.execute_activity_method(
-                    LEG_ACTIVITIES[channel],
-                    request,
-                    start_to_close_timeout=RECORD_TIMEOUT,
-                    retry_policy=PAYMENT_RETRY,
-                    summary=f"return {leg.amount} {request.currency} to {channel.value}",
-                )
-                break
-            except ActivityError as err:
-                self._record("system", f"{channel.value} return failed", False, _cause(err))
-                if not self._may_fall_back(channel, err):
-                    self._update_leg(leg.index, status=LegState.FAILED, detail=_cause(err))
-                    return f"{channel.value} leg {leg.index} ({leg.amount}): {_cause(err)}"
-                channel = Channel.ACCOUNT_BALANCE
-                self._record("system", f"leg {leg.index} falls back to account_balance")
-        fell_back = channel is not leg.channel
-        self._update_leg(
-            leg.index,
-            status=LegState.RETURNED,
-            transaction_id=receipt.transaction_id,
-            returned_via=channel if fell_back else None,
-            detail=f"{leg.channel.value} refused; returned to account_balance instead"
-            if fell_back
-            else "",
+        too_long = too_long or (
+            assessment.history_bytes_limit is not None
+            and info.get_current_history_size() >= assessment.history_bytes_limit
         )
-        self._record(
-            "system", f"returned {leg.amount} to {channel.value}", detail=receipt.transaction_id
-        )
-        metrics.count_returned(int(leg.amount * 100), channel.value)
-        return None
-
-    def _may_fall_back(self, channel: Channel, err: ActivityError) -> bool:
-        """A channel that refused for good may be replaced by the account balance, if allowed."""
-        assert self._assessment is not None
-        refused = getattr(err.cause, "type", None) == PAYMENT_REJECTED
+        cancellation = self._cancellation
         return (
-            refused
-            and self._assessment.fallback_to_balance
-            and channel is not Channel.ACCOUNT_BALANCE
+            too_long
+            and workflow.all_handlers_finished()
+            and (self._support_ticket is None or self._support_ticket.done())
+            and (
+                cancellation is None or cancellation.audited is None or cancellation.audited.done()
+            )
         )
 
     # Steps and bookkeeping.
 
+    @property
+    def _state(self) -> RefundState:
+        return self._progress.state
+
+    def _revoke_required(self) -> bool:
+        decision = self._progress.decision
+        if decision is not None:
+            return decision.revoke_required
+        certificate = self._progress.certificate
+        return certificate is not None and certificate.issued
+
+    def _released_by_this_refund(self, certificate: Certificate) -> bool:
+        return certificate.released_by == self._progress.refund_id
+
+    def _is_rerun(self) -> bool:
+        """A reset keeps the first run's id and input; a new submission starts a new chain."""
+        info = workflow.info()
+        return info.run_id != info.first_execution_run_id and info.continued_run_id is None
+
     async def _load_certificate(self) -> Certificate | None:
-        certificate_id = self._request.certificate_id
+        progress = self._progress
+        certificate_id = progress.request.certificate_id
         summary = f"load certificate {certificate_id}"
         try:
             # Two calls, not one through a chosen function: mypy cannot type that choice.
@@ -550,18 +683,31 @@ class RefundWorkflow:
             )
         except (ActivityError, ApplicationError) as err:
             # A local activity's failure reaches the workflow as the activity's own error.
-            self._record("system", "certificate not loaded", accepted=False, detail=_cause(err))
+            progress.record(SYSTEM, "certificate not loaded", accepted=False, detail=cause(err))
+            failure = err.cause if isinstance(err, ActivityError) else err
+            if getattr(failure, "type", None) == CERTIFICATE_NOT_FOUND:
+                progress.reject_because(f"unknown certificate {certificate_id}")
+            else:
+                progress.reject_because(cause(err))
             return None
 
-    async def _assess(self, certificate: Certificate) -> Assessment:
-        assessment = await workflow.execute_local_activity_method(
-            AssessmentActivities.assess,
-            AssessInput(certificate=certificate, at=workflow.now()),
-            start_to_close_timeout=ASSESS_TIMEOUT,
-        )
+    async def _assess(self, certificate: Certificate, *, resume: bool = False) -> Assessment | None:
+        progress = self._progress
+        try:
+            assessment = await workflow.execute_local_activity_method(
+                AssessmentActivities.assess,
+                AssessInput(certificate=certificate, at=workflow.now(), resume=resume),
+                start_to_close_timeout=ASSESS_TIMEOUT,
+            )
+        except (ActivityError, ApplicationError) as err:
+            progress.record(RULES_ACTOR, "rules not applied", accepted=False, detail=cause(err))
+            progress.reject_because(cause(err))
+            return None
         decision = assessment.decision
+        if decision is None:
+            return assessment
         metrics.count_decision(decision.rule.value, decision.outcome.value)
-        self._record(
+        progress.record(
             RULES_ACTOR,
             f"rule {decision.rule.value}",
             detail=f"{decision.outcome.value}: {decision.explanation}",
@@ -572,18 +718,19 @@ class RefundWorkflow:
         )
         return assessment
 
-    def _open_support_ticket(self) -> asyncio.Task[str] | None:
-        contact = self._request.support_contact
-        if contact is None:
+    def _open_support_ticket(self) -> asyncio.Future[str] | None:
+        request = self._progress.request
+        contact = request.support_contact
+        if contact is None or request.repair is not None:
             return None
-        self._record(self._request.requester, "asked for technical support", detail=contact.kind)
+        self._progress.record(request.requester, "asked for technical support", detail=contact.kind)
         return asyncio.ensure_future(
             workflow.execute_activity_method(
                 RefundActivities.open_support_ticket,
                 SupportTicketRequest(
-                    refund_id=self._refund_id,
-                    certificate_id=self._request.certificate_id,
-                    reason=self._request.reason,
+                    refund_id=self._progress.refund_id,
+                    certificate_id=request.certificate_id,
+                    reason=request.reason,
                     contact=contact,
                 ),
                 start_to_close_timeout=RECORD_TIMEOUT,
@@ -591,21 +738,21 @@ class RefundWorkflow:
             )
         )
 
-    async def _release_certificate(self) -> None:
-        await self._run(RefundActivities.restore_certificate)
-
     async def _notify(self, message: str) -> None:
-        assert self._certificate is not None
+        progress = self._progress
+        certificate = progress.certificate
+        assert certificate is not None
+        decision = progress.decision
         await workflow.execute_activity_method(
             RefundActivities.notify_customer,
             CustomerNotice(
-                refund_id=self._refund_id,
-                certificate_id=self._certificate.certificate_id,
-                owner=self._certificate.owner,
-                state=self._state,
-                rule=self._assessment.decision.rule if self._assessment else None,
-                currency=self._certificate.order.currency,
-                legs=self._legs,
+                refund_id=progress.refund_id,
+                certificate_id=certificate.certificate_id,
+                owner=certificate.owner,
+                state=progress.state,
+                rule=decision.rule if decision else None,
+                currency=certificate.order.currency,
+                legs=progress.legs,
                 message=message,
             ),
             start_to_close_timeout=RECORD_TIMEOUT,
@@ -617,14 +764,16 @@ class RefundWorkflow:
         return await workflow.execute_activity_method(
             activity,
             CertificateChange(
-                certificate_id=self._request.certificate_id, refund_id=self._refund_id
+                certificate_id=self._progress.request.certificate_id,
+                refund_id=self._progress.refund_id,
             ),
             start_to_close_timeout=RECORD_TIMEOUT,
             retry_policy=RECORD_RETRY,
         )
 
     def _initial_legs(self, certificate: Certificate, assessment: Assessment) -> list[LegStatus]:
-        granted = assessment.decision.outcome is not Outcome.DENIED
+        decision = assessment.decision
+        granted = decision is None or decision.outcome is not Outcome.DENIED
         legs = []
         for index, leg in enumerate(certificate.order.payments):
             refundable = granted and leg.refundable
@@ -635,61 +784,31 @@ class RefundWorkflow:
                     amount=leg.amount,
                     reference=leg.reference,
                     status=LegState.PENDING if refundable else LegState.NOT_REFUNDABLE,
-                    idempotency_key=f"{self._refund_id}:leg-{index}" if refundable else None,
+                    idempotency_key=f"{self._progress.refund_id}:leg-{index}"
+                    if refundable
+                    else None,
                     detail="" if refundable else _not_refundable_detail(leg.refundable),
                 )
             )
         return legs
 
-    def _close_unpaid_legs(self, detail: str) -> None:
-        for leg in self._legs:
-            if leg.status is LegState.PENDING:
-                self._update_leg(leg.index, status=LegState.NOT_REFUNDABLE, detail=detail)
-
-    def _update_leg(self, index: int, **changes: Any) -> None:
-        self._legs[index] = self._legs[index].model_copy(update=changes)
-        workflow.set_current_details(self._details())
-
     def _set_state(self, state: RefundState) -> None:
+        progress = self._progress
         if state is RefundState.VALIDATING_APPLICATION:
-            self._review_started = workflow.now()
-        elif self._review_started is not None:
-            waited = (workflow.now() - self._review_started).total_seconds()
+            progress.review_started = workflow.now()
+        elif progress.review_started is not None:
+            waited = (workflow.now() - progress.review_started).total_seconds()
             metrics.record_review_time(int(waited))
-            self._review_started = None
+            progress.review_started = None
         settled = state in FINAL_STATES or state is RefundState.NEEDS_ATTENTION
         if settled:
             metrics.count_finished(state.value)
-        self._state = state
+        progress.state = state
         if not (state in FINAL_STATES and self._one_visibility_update):
             workflow.upsert_search_attributes([REFUND_STATE.value_set(state.value)])
-        workflow.set_current_details(self._details())
+        workflow.set_current_details(progress.details())
         if settled:
-            self._record("system", state.value, detail=self._rejection_reason or "")
-
-    def _record(self, actor: str, action: str, accepted: bool = True, detail: str = "") -> None:
-        self._audit.append(
-            AuditEntry(
-                at=workflow.now(), actor=actor, action=action, accepted=accepted, detail=detail
-            )
-        )
-
-    def _details(self) -> str:
-        """Markdown for the Web UI's current details."""
-        lines = [f"**{self._state.value}**"]
-        if self._assessment is not None:
-            decision = self._assessment.decision
-            lines.append(
-                f"rule `{decision.rule.value}`: {decision.refund_amount} {decision.currency}"
-            )
-            deadline = self._assessment.review_deadline
-            if deadline is not None and self._state is RefundState.VALIDATING_APPLICATION:
-                lines.append(f"review deadline {deadline:%Y-%m-%d %H:%M} (UTC{deadline:%z})")
-        for leg in self._legs:
-            lines.append(f"- {leg.channel.value} {leg.amount}: {leg.status.value}")
-        if self._attention_reason:
-            lines.append(f"needs attention: {self._attention_reason}")
-        return "\n".join(lines)
+            progress.record(SYSTEM, state.value, detail=progress.rejection_reason or "")
 
 
 def _actor_and_text(action: ReviewAction, message: Any) -> tuple[str, str]:
@@ -698,12 +817,6 @@ def _actor_and_text(action: ReviewAction, message: Any) -> tuple[str, str]:
     if action is ReviewAction.REJECT:
         return str(message.reviewer), str(message.reason)
     return str(message.reviewer), str(message.note or "")
-
-
-def _cause(err: Exception) -> str:
-    """The message of what made an activity fail (a local activity's failure is its own)."""
-    cause = err.cause if isinstance(err, ActivityError) else err
-    return getattr(cause, "message", None) or str(cause or err)
 
 
 def _not_refundable_detail(refundable: bool) -> str:

@@ -1,0 +1,93 @@
+"""Who may act on a refund, and when: the checks behind review signals, updates, operator actions
+and Temporal cancellation requests. Pure functions of the refund's state, so a refused signal and
+a refused update give the same reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workflows.models import MAX_TEXT, RefundState, ReviewAction, id_problem
+
+
+@dataclass(frozen=True)
+class ReviewContext:
+    """What the checks need to know about one refund at one moment."""
+
+    refund_id: str
+    state: RefundState
+    decided: str | None
+    """``"approve by rev-1"`` once a decision was taken, else ``None``."""
+    deadline_passed: bool
+    requester: str
+    owner: str
+    reviewers: tuple[str, ...]
+
+
+def review_refusal(
+    context: ReviewContext, action: ReviewAction, actor: str, text: str
+) -> str | None:
+    """Why ``actor`` may not take ``action`` now, or ``None`` when they may."""
+    if context.decided is not None:
+        return f"already decided: {context.decided}"
+    if context.deadline_passed:
+        return "the review deadline has passed"
+    if context.state is not RefundState.VALIDATING_APPLICATION:
+        return f"refund {context.refund_id} is not awaiting review (state {context.state.value})"
+    problem = id_problem(actor, "requester" if action is ReviewAction.CANCEL else "reviewer")
+    if problem is not None:
+        return problem
+    if len(text) > MAX_TEXT:
+        return f"the text is longer than {MAX_TEXT} characters"
+    if action is ReviewAction.CANCEL:
+        if actor != context.requester:
+            return f"only the requester ({context.requester}) can cancel this request"
+        return None
+    if actor not in context.reviewers:
+        return f"{actor} is not on the reviewer list"
+    if actor in (context.requester, context.owner):
+        return "reviewers may not review their own request"
+    if action is ReviewAction.REJECT and not text.strip():
+        return "a rejection needs a reason the customer can read"
+    return None
+
+
+def operator_refusal(
+    refund_id: str,
+    state: RefundState,
+    already_acted: bool,
+    operators: tuple[str, ...] | None,
+    operator: str,
+    note: str,
+    *,
+    note_required: bool,
+) -> str | None:
+    """Why ``operator`` may not retry or resolve now, or ``None`` (``operators``: None = anyone)."""
+    if state is not RefundState.NEEDS_ATTENTION or already_acted:
+        return f"refund {refund_id} does not need attention ({state.value})"
+    problem = id_problem(operator, "operator")
+    if problem is not None:
+        return problem
+    if operators is not None and operator not in operators:
+        return f"{operator} is not on the operator list"
+    if note_required and not note.strip():
+        return "say what was done: a manual resolution needs a note"
+    if len(note) > MAX_TEXT:
+        return f"the note is longer than {MAX_TEXT} characters"
+    return None
+
+
+def cancellation_refusal(context: ReviewContext) -> str | None:
+    """Why a cancellation requested through Temporal (Web UI, ``temporal workflow cancel``) cannot
+    stop the refund now, or ``None`` when it is treated as a cancel."""
+    if context.state in (RefundState.SUBMITTED, RefundState.VALIDATING_APPLICATION):
+        if context.decided is not None:
+            return f"already decided: {context.decided}; the decision is being carried out"
+        if context.deadline_passed:
+            return "the review deadline has passed; its action is being carried out"
+        return None
+    if context.state is RefundState.REFUNDING:
+        return "money is being returned and cannot stop half-way; the refund will finish"
+    if context.state is RefundState.NEEDS_ATTENTION:
+        return "the refund needs attention: only `refunds retry` or `refunds resolve` end it"
+    return f"the refund is already {context.state.value}"
