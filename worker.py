@@ -26,6 +26,7 @@ import workflows
 from activities.assessment import AssessmentActivities
 from activities.faults import Faults, FaultyAuthority, FaultyGateway
 from activities.gateways import CertificateAuthority, PaymentGateway
+from activities.reconciliation import ReconciliationActivities
 from activities.refund_activities import RefundActivities
 from activities.sandbox import (
     SandboxCertificateAuthority,
@@ -39,6 +40,7 @@ from storage.certificates import CertificateStore
 from storage.database import open_database
 from storage.ledger import Ledger
 from workflows.models import Channel
+from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
 
 PASSTHROUGH_MODULES = (
@@ -61,6 +63,7 @@ WORKFLOW_MODULES = (
     "workflows.progress",
     "workflows.audit",
     "workflows.review_checks",
+    "workflows.reconciliation",
 )
 """The workflow code itself: reloaded for every run only in the strict sandbox (see
 ``workflow_runner``)."""
@@ -217,14 +220,16 @@ def build_worker(
     refund_activities = activities or sandbox_activities(settings)
     assessment = AssessmentActivities(settings)
     history = HistoryActivities(client)
+    books = ReconciliationActivities(refund_activities.store.engine, client)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[RefundWorkflow],
+        workflows=[RefundWorkflow, ReconciliationWorkflow],
         activities=[
             assessment.assess,
             assessment.recheck,
             history.find_cancellation_request,
+            books.check_books,
             refund_activities.load_certificate,
             refund_activities.mark_refund_pending,
             refund_activities.restore_certificate,

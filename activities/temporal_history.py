@@ -1,4 +1,4 @@
-"""Reading a refund's own history: who asked Temporal to cancel it.
+"""Reading Temporal's record of refunds: who asked to cancel one, and whether one still runs.
 
 The workflow learns that a cancellation was requested, with its reason, but not who sent it; the
 history's ``WorkflowExecutionCancelRequested`` event holds the sender's identity (the Web UI's, the
@@ -10,7 +10,8 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.models import CancellationLookup, CancellationRequest
 
@@ -45,3 +46,14 @@ class HistoryActivities:
             if not token:
                 break
         return CancellationRequest()
+
+
+async def refund_is_running(client: Client, refund_id: str) -> bool:
+    """Whether the refund's latest run is still running (a refund that never ran is not)."""
+    try:
+        described = await client.get_workflow_handle(refund_id).describe()
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return described.status is WorkflowExecutionStatus.RUNNING

@@ -31,6 +31,7 @@ from temporalio.service import RPCError
 from chaos.processes import ManagedServer, ManagedWorker, free_port
 from chaos.workload import Case, fault_settings, make_cases
 from converter import DATA_CONVERTER
+from starter.client import RefundHandle
 from starter.devserver import DevServerOptions
 from storage.certificates import CertificateStore
 from storage.database import open_database
@@ -261,7 +262,7 @@ async def chaos(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 async def final_status(run: Run, refund_id: str) -> RefundStatus | None:
-    handle = run.client.get_workflow_handle_for(RefundWorkflow.run, refund_id)
+    handle: RefundHandle = run.client.get_workflow_handle_for(RefundWorkflow.run, refund_id)
     try:
         description = await persist(lambda: handle.describe(), run)
     except RPCError:

@@ -6,10 +6,9 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import structlog
 import typer
@@ -19,8 +18,17 @@ from rich.console import Console
 
 from codec import codec_from
 from logs import configure_logging
-from settings import Settings, get_settings
-from starter.client import RefundClient, connect, metrics_runtime, refund_client
+from starter import cli_books
+from starter.cli_common import (
+    JsonFlag,
+    OperatorOption,
+    ReviewerOption,
+    call_temporal,
+    certificate_store,
+    load_settings,
+    parse_time,
+)
+from starter.client import RefundClient, connect, metrics_runtime
 from starter.codec_server import codec_app
 from starter.demo import Demo, DemoResult, link_lines, outcome_table
 from starter.demo_data import demo_certificates
@@ -29,19 +37,13 @@ from starter.errors import UserError
 from starter.render import (
     console,
     decision_panel,
-    ledger_json,
-    ledger_table,
     pending_table,
     print_json,
-    reconciliation_table,
     status_json,
     status_panel,
 )
 from starter.review_queue import review_queue
-from storage.certificates import CertificateNotFoundError, CertificateStore, SeedConflictError
-from storage.database import open_database
-from storage.ledger import Ledger
-from storage.reconcile import reconcile
+from storage.certificates import CertificateNotFoundError, SeedConflictError
 from storage.seed_file import SeedFileError, describe_validation_error, read_seed_file
 from worker import limit_malloc_arenas, run_worker
 from workflows.business_days import BusinessCalendar
@@ -53,7 +55,6 @@ from workflows.models import (
     RefundReason,
     RefundRequest,
     RejectInput,
-    time_problem,
 )
 from workflows.policy import evaluate, refund_action_shown, review_deadline
 
@@ -64,38 +65,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-T = TypeVar("T")
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a readable view.")]
-
-
-def load_settings() -> Settings:
-    try:
-        return get_settings()
-    except ValidationError as err:
-        field, _, problem = describe_validation_error(err).partition(": ")
-        raise UserError(f"bad configuration: REFUNDS_{field.upper()}: {problem}") from None
-
-
-def certificate_store(settings: Settings) -> CertificateStore:
-    return CertificateStore(open_database(settings.database_url))
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 time that names its offset (``Z`` allowed)."""
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UserError(
-            f"--at {text!r} is not an ISO 8601 time such as 2026-11-20T10:00:00+08:00"
-        ) from None
-    if value.tzinfo is None:
-        raise UserError(f"--at {text!r} has no offset; add one, e.g. +08:00 or Z")
-    problem = time_problem(value)
-    if problem is not None:
-        raise UserError(f"--at {text!r} {problem}")
-    return value
+app.command()(cli_books.ledger)
+app.command()(cli_books.certificate)
+app.command("repair")(cli_books.repair_command)
+app.command("schedule-reconciliation")(cli_books.schedule_reconciliation)
 
 
 @app.command()
@@ -160,28 +133,11 @@ def check(
     console.print(decision_panel(decision, deadline, settings.zone))
 
 
-ReviewerOption = Annotated[
-    str, typer.Option("--reviewer", envvar="REFUNDS_REVIEWER", help="Your reviewer id.")
-]
-OperatorOption = Annotated[
-    str, typer.Option("--operator", envvar="REFUNDS_OPERATOR", help="Your operator id.")
-]
-
-
 def _request(**fields: object) -> RefundRequest:
     try:
         return RefundRequest.model_validate(fields)
     except ValidationError as err:
         raise UserError(describe_validation_error(err)) from None
-
-
-async def _with_client(settings: Settings, work: Callable[[RefundClient], Awaitable[T]]) -> T:
-    async with refund_client(settings) as refunds:
-        return await work(refunds)
-
-
-def _call(settings: Settings, work: Callable[[RefundClient], Awaitable[T]]) -> T:
-    return asyncio.run(_with_client(settings, work))
 
 
 @app.command()
@@ -216,7 +172,7 @@ def submit(
         raise UserError(f"unknown certificate {certificate_id!r}") from None
     if owner != request.requester:
         raise UserError(f"{request.requester} does not own certificate {certificate_id}")
-    handle = _call(settings, lambda refunds: refunds.submit(request))
+    handle = call_temporal(settings, lambda refunds: refunds.submit(request))
     if json_output:
         print_json(
             {
@@ -231,7 +187,7 @@ def submit(
 
 def _act(refund_id: str, update: str, payload: object, json_output: bool) -> None:
     settings = load_settings()
-    result = _call(settings, lambda refunds: refunds.act(refund_id, update, payload))
+    result = call_temporal(settings, lambda refunds: refunds.act(refund_id, update, payload))
     if json_output:
         print_json(result.model_dump(mode="json"))
         return
@@ -293,7 +249,7 @@ def status(
 ) -> None:
     """State, rule, amounts per leg, deadline and audit trail of a refund."""
     settings = load_settings()
-    found = _call(
+    found = call_temporal(
         settings,
         lambda refunds: (
             refunds.wait_until_settled(refund_id, timeout) if wait else refunds.status(refund_id)
@@ -317,7 +273,7 @@ def pending(
 ) -> None:
     """The review queue: requests awaiting review, soonest deadline first."""
     settings = load_settings()
-    reviews = _call(settings, lambda refunds: refunds.pending())
+    reviews = call_temporal(settings, lambda refunds: refunds.pending())
     queue = review_queue(
         reviews,
         datetime.now(UTC),
@@ -349,28 +305,6 @@ def resolve(
 
 
 @app.command()
-def ledger(
-    refund_id: Annotated[
-        str | None, typer.Option("--refund", help="Only this refund's movements.")
-    ] = None,
-    json_output: JsonFlag = False,
-) -> None:
-    """Every money movement the payment sandboxes recorded, and a reconciliation per refund."""
-    settings = load_settings()
-    engine = open_database(settings.database_url)
-    entries = Ledger(engine).entries(refund_id)
-    balances = reconcile(engine)
-    if refund_id is not None:
-        certificates = {entry.certificate_id for entry in entries}
-        balances.balances = [b for b in balances.balances if b.certificate_id in certificates]
-    if json_output:
-        print_json(ledger_json(entries, balances))
-        return
-    console.print(ledger_table(entries, settings.zone))
-    console.print(reconciliation_table(balances))
-
-
-@app.command()
 def demo(json_output: JsonFlag = False) -> None:
     """Walk every path (auto, approve, reject, cancel, denied, duplicate) against `refunds up`."""
     settings = load_settings()
@@ -381,7 +315,7 @@ def demo(json_output: JsonFlag = False) -> None:
     async def walk(refunds: RefundClient) -> list[DemoResult]:
         return await Demo(refunds, store, settings, progress).run()
 
-    outcomes = _call(settings, walk)
+    outcomes = call_temporal(settings, walk)
     if json_output:
         print_json([outcome.__dict__ for outcome in outcomes])
         return

@@ -40,6 +40,7 @@ from workflows.refund import RefundWorkflow
 from workflows.search_attributes import CERTIFICATE_ID, REFUND_STATE, REVIEW_DEADLINE
 
 RPC_TIMEOUT = timedelta(seconds=15)
+RefundHandle = WorkflowHandle[RefundWorkflow, RefundStatus]
 SETTLED_STATES = frozenset(
     {
         RefundState.VALIDATING_APPLICATION,
@@ -146,7 +147,7 @@ class RefundClient:
             raise UserError(self._rpc_message(refund_id, err)) from None
 
     async def status(self, refund_id: str) -> RefundStatus:
-        handle = self.client.get_workflow_handle_for(RefundWorkflow.run, refund_id)
+        handle: RefundHandle = self.client.get_workflow_handle_for(RefundWorkflow.run, refund_id)
         description = await self._describe(handle)
         if description.status is WorkflowExecutionStatus.COMPLETED:
             return await handle.result()
@@ -193,7 +194,9 @@ class RefundClient:
 
         async def add_details(review: PendingReview) -> None:
             async with limit:
-                handle = self.client.get_workflow_handle_for(RefundWorkflow.run, review.refund_id)
+                handle: RefundHandle = self.client.get_workflow_handle_for(
+                    RefundWorkflow.run, review.refund_id
+                )
                 try:
                     review.details = await handle.query(
                         RefundWorkflow.status, rpc_timeout=RPC_TIMEOUT

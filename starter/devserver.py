@@ -21,6 +21,7 @@ from temporalio.client import Client
 from settings import Settings
 from starter.client import connect, metrics_runtime
 from starter.errors import UserError
+from starter.schedules import RECONCILIATION_SCHEDULE, ensure_reconciliation_schedule
 from worker import build_worker
 from workflows.search_attributes import DEV_SERVER_TYPES
 
@@ -138,6 +139,8 @@ async def run_up(settings: Settings, options: DevServerOptions) -> int:
         loop.add_signal_handler(signum, stop.set)
     try:
         client = await _wait_for_server(settings, process, STARTUP_TIMEOUT)
+        if await ensure_reconciliation_schedule(client, settings):
+            log.info("reconciliation scheduled", schedule=RECONCILIATION_SCHEDULE)
         worker = build_worker(client, settings=settings)
         async with worker:
             log.info(

@@ -13,8 +13,6 @@ from rich.table import Table
 from rich.text import Text
 
 from starter.review_queue import QueueEntry
-from storage.ledger import LedgerEntry
-from storage.reconcile import Reconciliation
 from workflows.models import Decision, Outcome, RefundStatus
 
 console = Console(highlight=False)
@@ -110,6 +108,14 @@ def status_panel(status: RefundStatus, zone: ZoneInfo) -> Panel:
             )
         parts.append(legs)
     parts.append(timeline(status, zone))
+    if status.refused_not_recorded or status.audit_omitted:
+        parts.append(
+            Text(
+                f"{status.refused_not_recorded} more refused actions and "
+                f"{status.audit_omitted} older entries are counted, not shown",
+                style="dim",
+            )
+        )
     for warning in status.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     return Panel(Group(*parts), title=status.refund_id, expand=False)
@@ -166,86 +172,4 @@ def pending_table(queue: list[QueueEntry], zone: ZoneInfo) -> Table:
             ),
             Text(left, style="bold red" if entry.overdue else "yellow" if urgent else ""),
         )
-    return table
-
-
-def ledger_json(entries: list[LedgerEntry], balances: Reconciliation) -> dict[str, Any]:
-    return {
-        "movements": [
-            {
-                "refund_id": e.refund_id,
-                "certificate_id": e.certificate_id,
-                "leg": e.leg_index,
-                "channel": e.channel,
-                "original_channel": e.original_channel,
-                "amount": str(e.amount),
-                "currency": e.currency,
-                "idempotency_key": e.idempotency_key,
-                "transaction_id": e.transaction_id,
-                "returned_at": e.returned_at.isoformat(),
-            }
-            for e in entries
-        ],
-        "reconciliation": [
-            {
-                "certificate_id": b.certificate_id,
-                "refund_ids": b.refund_ids,
-                "certificate_status": b.status,
-                "due": str(b.due),
-                "returned": str(b.returned),
-                "currency": b.currency,
-                "outcome": b.outcome,
-            }
-            for b in balances.balances
-        ],
-        "totals": {
-            "due": str(balances.due),
-            "returned": str(balances.returned),
-            "paid_twice": balances.paid_twice,
-            "missing_amount": str(balances.missing_amount),
-        },
-    }
-
-
-def ledger_table(entries: list[LedgerEntry], zone: ZoneInfo) -> Table:
-    table = Table(title=f"money returned ({len(entries)} movements)", title_justify="left")
-    for column in ("time", "refund", "leg", "channel", "amount", "idempotency key"):
-        table.add_column(column, justify="right" if column == "amount" else "left")
-    for e in entries:
-        channel = (
-            e.channel
-            if e.channel == e.original_channel
-            else f"{e.channel} (for {e.original_channel})"
-        )
-        table.add_row(
-            local_time(e.returned_at, zone),
-            e.refund_id,
-            str(e.leg_index),
-            channel,
-            f"{e.amount} {e.currency}",
-            e.idempotency_key,
-        )
-    return table
-
-
-OUTCOME_STYLES = {"balanced": "green", "in_progress": "yellow", "missing": "bold red"}
-
-
-def reconciliation_table(balances: Reconciliation) -> Table:
-    table = Table(title="reconciliation: due against returned", title_justify="left")
-    for column in ("certificate", "refund", "status", "due", "returned", "outcome"):
-        table.add_column(column, justify="right" if column in ("due", "returned") else "left")
-    for b in balances.balances:
-        table.add_row(
-            b.certificate_id,
-            ", ".join(b.refund_ids) or "-",
-            b.status,
-            str(b.due),
-            str(b.returned),
-            Text(b.outcome, style=OUTCOME_STYLES.get(b.outcome, "bold red")),
-        )
-    table.caption = (
-        f"due {balances.due}, returned {balances.returned}, "
-        f"paid twice {balances.paid_twice}, missing {balances.missing_amount}"
-    )
     return table

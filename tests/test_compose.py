@@ -46,8 +46,18 @@ def test_every_service_is_there(compose):
         "temporal-register",
         "temporal-ui",
         "worker",
+        "reconciliation-schedule",
         "codec-server",
     }
+
+
+def test_the_daily_reconciliation_is_scheduled_once_the_cluster_is_ready(compose):
+    schedule = compose["services"]["reconciliation-schedule"]
+    assert schedule["command"] == ["refunds", "schedule-reconciliation"]
+    assert schedule["restart"] == "no"
+    assert schedule["environment"]["REFUNDS_TEMPORAL_ADDRESS"] == "temporal:7233"
+    needs = schedule["depends_on"]["temporal-register"]["condition"]
+    assert needs == "service_completed_successfully"
 
 
 def test_images_are_pinned(compose):

@@ -577,6 +577,22 @@ class CustomerNotice(BaseModel):
     message: str = ""
 
 
+class BooksSummary(BaseModel):
+    """What a reconciliation found (the daily scheduled check returns it)."""
+
+    certificates: int
+    orphaned_holds: int
+    divergent: int
+    paid_twice: int
+    missing_amount: Decimal
+    certificates_to_check: list[str] = Field(default_factory=list)
+
+    @property
+    def problems(self) -> int:
+        missing = 1 if self.missing_amount > 0 else 0
+        return self.orphaned_holds + self.divergent + self.paid_twice + missing
+
+
 class CarriedState(BaseModel):
     """A refund's progress, carried into a new run when its history grows too long."""
 

@@ -1,0 +1,55 @@
+"""The reconciliation activity: the books against running refunds, as logs and metrics."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy import Engine
+from temporalio import activity
+from temporalio.client import Client
+
+from activities.temporal_history import refund_is_running
+from storage.certificates import to_cents
+from storage.reconcile import reconcile_with_refunds
+from workflows.models import BooksSummary
+
+MAX_LISTED = 50
+
+log = structlog.get_logger("refunds.reconciliation")
+
+
+class ReconciliationActivities:
+    def __init__(self, engine: Engine, client: Client) -> None:
+        self.engine = engine
+        self.client = client
+
+    @activity.defn(name="check_books")
+    async def check_books(self) -> BooksSummary:
+        async def running(refund_id: str) -> bool:
+            return await refund_is_running(self.client, refund_id)
+
+        recon = await reconcile_with_refunds(self.engine, running)
+        troubled = [
+            b for b in recon.balances if b.problem or b.outcome in ("paid_twice", "missing")
+        ]
+        summary = BooksSummary(
+            certificates=len(recon.balances),
+            orphaned_holds=recon.orphaned_holds or 0,
+            divergent=recon.divergent or 0,
+            paid_twice=recon.paid_twice,
+            missing_amount=recon.missing_amount,
+            certificates_to_check=[b.certificate_id for b in troubled][:MAX_LISTED],
+        )
+        meter = activity.metric_meter()
+        for name, value in (
+            ("refunds_orphaned_holds", summary.orphaned_holds),
+            ("refunds_divergent_certificates", summary.divergent),
+            ("refunds_paid_twice", summary.paid_twice),
+            ("refunds_missing_amount", to_cents(summary.missing_amount)),
+        ):
+            meter.create_gauge(name, "from the last reconciliation").set(value)
+        fields = summary.model_dump(mode="json", exclude={"certificates_to_check"})
+        if summary.problems:
+            log.error("the books do not agree", **fields, check=summary.certificates_to_check)
+        else:
+            log.info("the books agree", **fields)
+        return summary

@@ -1,0 +1,112 @@
+"""The ``refunds`` commands for the books: ``ledger``, ``certificate``, ``repair`` and the daily
+reconciliation schedule. Registered on the app in ``starter.cli``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from starter.books import books, certificate_view, repair
+from starter.cli_common import JsonFlag, OperatorOption, call_temporal, load_settings
+from starter.errors import UserError
+from starter.render import console, print_json
+from starter.render_books import (
+    certificate_json,
+    certificate_panel,
+    ledger_json,
+    ledger_table,
+    reconciliation_table,
+    repair_line,
+)
+from starter.schedules import RECONCILIATION_SCHEDULE, ensure_reconciliation_schedule
+from storage.database import open_database
+from storage.ledger import Ledger
+from storage.reconcile import Reconciliation, reconcile
+
+CertificateArgument = Annotated[str, typer.Argument(help="The certificate.")]
+
+
+def ledger(
+    refund_id: Annotated[
+        str | None, typer.Option("--refund", help="Only this refund's movements.")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Every money movement, and per certificate due against returned, orphans and divergence."""
+    settings = load_settings()
+    engine = open_database(settings.database_url)
+    try:
+        found = call_temporal(settings, lambda refunds: books(refunds, engine))
+    except UserError as err:
+        print(
+            f"refunds: warning: orphaned holds and divergent certificates not checked ({err})",
+            file=sys.stderr,
+        )
+        found = reconcile(engine)
+    entries = Ledger(engine).entries(refund_id)
+    if refund_id is not None:
+        certificates = {entry.certificate_id for entry in entries}
+        found = Reconciliation(
+            [b for b in found.balances if b.certificate_id in certificates], found.running_known
+        )
+    if json_output:
+        print_json(ledger_json(entries, found))
+        return
+    console.print(ledger_table(entries, settings.zone))
+    console.print(reconciliation_table(found))
+
+
+def certificate(certificate_id: CertificateArgument, json_output: JsonFlag = False) -> None:
+    """A certificate's status, the refund holding it (if any), its ledger rows and repairs."""
+    settings = load_settings()
+    engine = open_database(settings.database_url)
+    view = call_temporal(
+        settings, lambda refunds: certificate_view(refunds, engine, certificate_id)
+    )
+    if json_output:
+        print_json(certificate_json(view))
+        return
+    console.print(certificate_panel(view, settings.zone))
+
+
+def repair_command(
+    certificate_id: CertificateArgument,
+    operator: OperatorOption,
+    note: Annotated[str, typer.Option("--note", help="What you checked and why.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Settle what a terminated refund left: release its hold, or pay what is still due."""
+    settings = load_settings()
+    engine = open_database(settings.database_url)
+    result = call_temporal(
+        settings, lambda refunds: repair(refunds, engine, certificate_id, operator, note)
+    )
+    if json_output:
+        print_json(
+            {
+                "certificate_id": result.certificate_id,
+                "refund_id": result.refund_id,
+                "action": result.action,
+                "status": result.status.value if result.status else None,
+                "still_due": str(result.still_due) if result.still_due is not None else None,
+            }
+        )
+        return
+    console.print(repair_line(result))
+
+
+def schedule_reconciliation(json_output: JsonFlag = False) -> None:
+    """Create the daily reconciliation schedule if it does not exist yet."""
+    settings = load_settings()
+    created = call_temporal(
+        settings, lambda refunds: ensure_reconciliation_schedule(refunds.client, settings)
+    )
+    if json_output:
+        print_json({"schedule_id": RECONCILIATION_SCHEDULE, "created": created})
+        return
+    console.print(
+        f"schedule {RECONCILIATION_SCHEDULE} "
+        + ("created: reconciles daily at 03:00" if created else "already exists")
+    )
