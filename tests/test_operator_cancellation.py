@@ -1,5 +1,6 @@
 """A cancellation request from Temporal's own tools (the Web UI's button, `temporal workflow
-cancel`) at every stage of a refund: the workflow always completes, and money, certificate and audit agree.
+cancel`) at every stage of a refund: the workflow always completes, and money, certificate and
+audit agree.
 """
 
 from __future__ import annotations
