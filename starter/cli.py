@@ -20,11 +20,13 @@ from codec import codec_from
 from logs import configure_logging
 from starter import cli_books
 from starter.cli_common import (
+    MAX_REFUND_ID,
     JsonFlag,
     OperatorOption,
     ReviewerOption,
     call_temporal,
     certificate_store,
+    checked_id,
     load_settings,
     parse_time,
 )
@@ -185,13 +187,22 @@ def submit(
     print(handle.id)
 
 
-def _act(refund_id: str, update: str, payload: object, json_output: bool) -> None:
+def _act(
+    refund_id: str, update: str, payload: object, json_output: bool, *, actor: tuple[str, str]
+) -> None:
+    checked_id(refund_id, "refund", MAX_REFUND_ID)
+    checked_id(*actor)
     settings = load_settings()
     result = call_temporal(settings, lambda refunds: refunds.act(refund_id, update, payload))
     if json_output:
         print_json(result.model_dump(mode="json"))
-        return
-    console.print(f"{result.action.value} accepted for {result.refund_id}")
+    elif not result.detail:
+        console.print(f"{result.action.value} accepted for {result.refund_id}")
+    if result.detail:
+        raise UserError(
+            f"{result.action.value} accepted but not carried out: {result.detail} "
+            f"({result.refund_id} is {result.state.value})"
+        )
 
 
 @app.command()
@@ -202,7 +213,8 @@ def approve(
     json_output: JsonFlag = False,
 ) -> None:
     """Approve a refund awaiting review."""
-    _act(refund_id, "approve_request", ApproveInput(reviewer=reviewer, note=note), json_output)
+    approval = ApproveInput(reviewer=reviewer, note=note)
+    _act(refund_id, "approve_request", approval, json_output, actor=(reviewer, "reviewer"))
 
 
 @app.command()
@@ -213,7 +225,8 @@ def reject(
     json_output: JsonFlag = False,
 ) -> None:
     """Reject a refund awaiting review; the customer sees the reason."""
-    _act(refund_id, "reject_request", RejectInput(reviewer=reviewer, reason=reason), json_output)
+    rejection = RejectInput(reviewer=reviewer, reason=reason)
+    _act(refund_id, "reject_request", rejection, json_output, actor=(reviewer, "reviewer"))
 
 
 @app.command()
@@ -223,7 +236,8 @@ def cancel(
     json_output: JsonFlag = False,
 ) -> None:
     """Cancel a refund while it is awaiting review."""
-    _act(refund_id, "cancel_request", CancelInput(requester=requester), json_output)
+    cancellation = CancelInput(requester=requester)
+    _act(refund_id, "cancel_request", cancellation, json_output, actor=(requester, "requester"))
 
 
 @app.command()
@@ -234,7 +248,8 @@ def retry(
     json_output: JsonFlag = False,
 ) -> None:
     """Retry the payment returns of a refund in needs_attention."""
-    _act(refund_id, "retry_payments", OperatorInput(operator=operator, note=note), json_output)
+    action = OperatorInput(operator=operator, note=note)
+    _act(refund_id, "retry_payments", action, json_output, actor=(operator, "operator"))
 
 
 @app.command()
@@ -301,7 +316,8 @@ def resolve(
     json_output: JsonFlag = False,
 ) -> None:
     """Record that an operator returned the failed legs by hand; the refund then completes."""
-    _act(refund_id, "resolve_manually", OperatorInput(operator=operator, note=note), json_output)
+    action = OperatorInput(operator=operator, note=note)
+    _act(refund_id, "resolve_manually", action, json_output, actor=(operator, "operator"))
 
 
 @app.command()

@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 
 from starter.books import books, certificate_view, repair
-from starter.cli_common import JsonFlag, OperatorOption, call_temporal, load_settings
+from starter.cli_common import (
+    JsonFlag,
+    OperatorOption,
+    call_temporal,
+    checked_id,
+    load_settings,
+)
 from starter.errors import UserError
 from starter.render import console, print_json
 from starter.render_books import (
@@ -60,6 +66,7 @@ def ledger(
 
 def certificate(certificate_id: CertificateArgument, json_output: JsonFlag = False) -> None:
     """A certificate's status, the refund holding it (if any), its ledger rows and repairs."""
+    checked_id(certificate_id, "certificate")
     settings = load_settings()
     engine = open_database(settings.database_url)
     view = call_temporal(
@@ -78,6 +85,8 @@ def repair_command(
     json_output: JsonFlag = False,
 ) -> None:
     """Settle what a terminated refund left: release its hold, or pay what is still due."""
+    checked_id(certificate_id, "certificate")
+    checked_id(operator, "operator")
     settings = load_settings()
     engine = open_database(settings.database_url)
     result = call_temporal(

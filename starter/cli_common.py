@@ -16,7 +16,9 @@ from starter.errors import UserError
 from storage.certificates import CertificateStore
 from storage.database import open_database
 from storage.seed_file import describe_validation_error
-from workflows.models import time_problem
+from workflows.models import id_problem, time_problem
+
+MAX_REFUND_ID = 128
 
 T = TypeVar("T")
 
@@ -65,3 +67,11 @@ async def _with_client(settings: Settings, work: Callable[[RefundClient], Awaita
 def call_temporal(settings: Settings, work: Callable[[RefundClient], Awaitable[T]]) -> T:
     """Run ``work`` with a connected client (a user mistake on the way is one line)."""
     return asyncio.run(_with_client(settings, work))
+
+
+def checked_id(value: str, what: str, limit: int | None = None) -> str:
+    """``value`` if it is a valid id, else a one-line ``UserError`` (nothing is sent)."""
+    problem = id_problem(value, what) if limit is None else id_problem(value, what, limit)
+    if problem is not None:
+        raise UserError(problem)
+    return value

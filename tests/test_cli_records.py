@@ -87,6 +87,23 @@ def test_a_file_with_one_bad_record_loads_nothing(database_url, tmp_path, store,
     assert store.count() == 0
 
 
+def _record(**changes: object) -> dict[str, object]:
+    """A seed record valid but for ``changes``."""
+    record = {
+        "certificate_id": "bad-1",
+        "owner": "user-1",
+        "product": "DV",
+        "validation": "not_submitted",
+        "purchased_at": "2026-11-20T10:00:00+08:00",
+        "expires_at": "2027-11-20T10:00:00+08:00",
+        "order": {
+            "order_id": "ord-bad-1",
+            "payments": [{"channel": "alipay", "amount": "1.00", "reference": "a"}],
+        },
+    }
+    return {**record, **changes}
+
+
 @pytest.mark.parametrize(
     ("args", "content", "message"),
     [
@@ -98,6 +115,21 @@ def test_a_file_with_one_bad_record_loads_nothing(database_url, tmp_path, store,
         (["seed", "FILE"], '{"a": 1}', "expected a JSON list"),
         (["seed", "FILE"], '[{"certificate_id": "x"}]', "record 1 (x)"),
         (["seed", "missing.json"], None, "no such file"),
+        (["check", "cas-1", "--at", "9999-12-31T23:00:00-10:00"], None, "outside the years"),
+        (["seed", "FILE"], "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        (
+            ["seed", "FILE"],
+            json.dumps([_record(expires_at="9999-12-31T23:00:00-10:00")]),
+            "outside",
+        ),
+        (
+            ["seed", "FILE"],
+            json.dumps([_record(purchased_at="2099-01-01T00:00:00Z", expires_at=None)]),
+            "future",
+        ),
+        (["seed", "FILE"], json.dumps([_record(held_by="refund-x")]), "kept by the system"),
+        (["approve", "refund-1", "--reviewer", "r" * 65], None, "longer than 64 characters"),
+        (["repair", "cas-1", "--operator", "x y", "--note", "n"], None, "may hold only"),
         (["check"], None, "Missing argument"),
         (["frobnicate"], None, "No such command"),
     ],

@@ -34,13 +34,16 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 """The range a certificate's times and a rule check's instant must fall in."""
 
 
-def id_problem(value: str, what: str) -> str | None:
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+
+
+def id_problem(value: str, what: str, limit: int = MAX_ID) -> str | None:
     """Why ``value`` is not a valid id (one line, never echoing the value), or ``None``."""
     if not value.strip():
         return f"no {what} id was given"
-    if len(value) > MAX_ID:
-        return f"the {what} id is longer than {MAX_ID} characters"
-    if not ID_PATTERN.match(value):
+    if len(value) > limit:
+        return f"the {what} id is longer than {limit} characters"
+    if not SAFE_ID.fullmatch(value):
         return f"the {what} id may hold only letters, digits, '.', '_', ':' and '-'"
     return None
 
