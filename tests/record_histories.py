@@ -24,8 +24,9 @@ from tests.scenarios import SCENARIOS
 from worker import build_worker
 
 HISTORIES = Path(__file__).with_name("histories")
-CURRENT = "v2"
-"""The folder the running code records into (v1: before ``local-load-final-state-at-close``)."""
+CURRENT = "v3"
+"""The folder the running code records into (v1: before ``local-load-final-state-at-close``,
+v2: before ``operator-proof``)."""
 
 
 async def record(names: list[str]) -> None:

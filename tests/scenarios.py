@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.client import WorkflowHandle
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from activities.gateways import PaymentGateway, PaymentRejectedError
+from starter.books import repair
+from starter.client import RefundClient
 from tests.factories import certificate
 from tests.harness import Harness
 from worker import build_worker, sandbox_activities
@@ -185,6 +191,161 @@ async def odd_signals(harness: Harness) -> Handle:
     return handle
 
 
+class ChannelDown:
+    """A channel that fails transiently until it is brought back."""
+
+    def __init__(self, inner: PaymentGateway) -> None:
+        self.inner = inner
+        self.down = True
+
+    def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt:
+        if self.down:
+            raise ConnectionError("gateway unreachable")
+        return self.inner.return_payment(request)
+
+
+async def cancellation_requested_in_review(harness: Harness) -> Handle:
+    handle = await _in_review(harness, "h-temporal-cancel")
+    await handle.cancel(reason="customer phoned support")
+    return handle
+
+
+async def cancellation_refused_while_refunding(harness: Harness) -> Handle:
+    async with harness.worker_with(fault_latency_ms=1500):
+        handle = await harness.submit(certificate("h-cancel-paying", purchased_at=_ago(1)))
+        await harness.in_state(handle, RefundState.REFUNDING)
+        await handle.cancel()
+        await harness.result(handle)
+    return handle
+
+
+async def cancellation_refused_in_needs_attention(harness: Harness) -> Handle:
+    async with harness.worker_with(fault_reject=["bank-dead"]):
+        cert = certificate(
+            "h-cancel-attention",
+            purchased_at=_ago(1),
+            payments=[{"channel": "bank", "amount": "300.00", "reference": "bank-dead"}],
+        )
+        handle = await harness.submit(cert)
+        await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
+        await handle.cancel()
+        await harness.wait_for(handle, lambda s: s.audit[-1].action.startswith("cancellation"))
+        await handle.execute_update(
+            RefundWorkflow.resolve_manually,
+            OperatorInput(operator="operator-1", note="paid by wire transfer"),
+        )
+        await harness.result(handle)
+    return handle
+
+
+async def rerun_after_reset(harness: Harness) -> Handle:
+    handle = await harness.submit(certificate("h-reset", purchased_at=_ago(1)))
+    await harness.result(handle)
+    events = [e async for e in handle.fetch_history_events()]
+    first_task = next(
+        e.event_id for e in events if e.HasField("workflow_task_completed_event_attributes")
+    )
+    reset = await harness.client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=harness.client.namespace,
+            workflow_execution=WorkflowExecution(
+                workflow_id=handle.id, run_id=(await handle.describe()).run_id
+            ),
+            reason="an operator re-runs it",
+            workflow_task_finish_event_id=first_task,
+            request_id=str(uuid.uuid4()),
+        )
+    )
+    return harness.client.get_workflow_handle_for(
+        RefundWorkflow.run, handle.id, run_id=reset.run_id
+    )
+
+
+async def completed_by_repair(harness: Harness) -> Handle:
+    activities = sandbox_activities(harness.settings)
+    bank = ChannelDown(activities.gateways[Channel.BANK])
+    activities.gateways = {**activities.gateways, Channel.BANK: bank}
+    harness.task_queue = f"{harness.task_queue}-repair"
+    async with build_worker(
+        harness.client,
+        settings=harness.settings,
+        activities=activities,
+        task_queue=harness.task_queue,
+    ):
+        issued = _ago(5)
+        cert = certificate(
+            "h-repair",
+            purchased_at=issued,
+            issued_at=issued,
+            payments=[
+                {"channel": "alipay", "amount": "100.00", "reference": "ali-ok"},
+                {"channel": "bank", "amount": "50.00", "reference": "bank-back"},
+            ],
+        )
+        handle = await harness.submit(cert)
+        await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
+        await handle.signal("approve", ApproveInput(reviewer="rev-1"))
+        await harness.wait_for(handle, lambda s: s.legs[0].transaction_id is not None)
+        await handle.terminate("an operator stopped it")
+        bank.down = False
+        settings = harness.settings.model_copy(update={"task_queue": harness.task_queue})
+        refunds = RefundClient(harness.client, settings)
+        await repair(refunds, harness.store.engine, "h-repair", "operator-1", "bank is back")
+        run_id = (await harness.client.get_workflow_handle(handle.id).describe()).run_id
+        repaired = harness.client.get_workflow_handle_for(
+            RefundWorkflow.run, handle.id, run_id=run_id
+        )
+        await harness.result(repaired)
+        return repaired
+
+
+async def rejected_for_bad_data(harness: Harness) -> Handle:
+    return await harness.submit(certificate("h-bad-data", purchased_at=_ago(-2)))
+
+
+async def payment_outage_then_retried(harness: Harness) -> Handle:
+    settings = harness.settings.model_copy(update={"payment_patience": timedelta(seconds=2)})
+    activities = sandbox_activities(settings)
+    alipay = ChannelDown(activities.gateways[Channel.ALIPAY])
+    activities.gateways = {**activities.gateways, Channel.ALIPAY: alipay}
+    harness.task_queue = f"{harness.task_queue}-outage"
+    async with build_worker(
+        harness.client, settings=settings, activities=activities, task_queue=harness.task_queue
+    ):
+        handle = await harness.submit(certificate("h-outage", purchased_at=_ago(1)))
+        await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
+        alipay.down = False
+        await handle.execute_update(
+            RefundWorkflow.retry_payments, OperatorInput(operator="operator-1", note="up again")
+        )
+        await harness.result(handle)
+    return handle
+
+
+async def approval_refused_by_recheck(harness: Harness) -> Handle:
+    cert = certificate("h-recheck", purchased_at=_ago(10), expires_at=_ago(-20))
+    handle = await harness.submit(cert)
+    await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
+    await harness.fast_forward(handle, days=20.5)
+    await handle.execute_update(RefundWorkflow.approve_request, ApproveInput(reviewer="rev-1"))
+    return handle
+
+
+async def continued_as_new(harness: Harness) -> Handle:
+    async with harness.worker_with(history_event_limit=100):
+        latest = await _in_review(harness, "h-continued")
+        first = harness.client.get_workflow_handle_for(
+            RefundWorkflow.run, latest.id, run_id=latest.result_run_id
+        )
+        for n in range(1000):
+            if (await first.describe()).status is WorkflowExecutionStatus.CONTINUED_AS_NEW:
+                break
+            await latest.signal("approve", ApproveInput(reviewer=f"stranger-{n}"))
+        await latest.signal("approve", ApproveInput(reviewer="rev-2"))
+        await harness.result(latest)
+    return first
+
+
 SCENARIOS: dict[str, Scenario] = {
     "auto_approved": auto_approved,
     "denied_by_rule": denied_by_rule,
@@ -199,4 +360,13 @@ SCENARIOS: dict[str, Scenario] = {
     "fell_back_to_balance": fell_back_to_balance,
     "resolved_by_hand": resolved_by_hand,
     "odd_signals": odd_signals,
+    "cancellation_requested_in_review": cancellation_requested_in_review,
+    "cancellation_refused_while_refunding": cancellation_refused_while_refunding,
+    "cancellation_refused_in_needs_attention": cancellation_refused_in_needs_attention,
+    "rerun_after_reset": rerun_after_reset,
+    "completed_by_repair": completed_by_repair,
+    "rejected_for_bad_data": rejected_for_bad_data,
+    "payment_outage_then_retried": payment_outage_then_retried,
+    "approval_refused_by_recheck": approval_refused_by_recheck,
+    "continued_as_new": continued_as_new,
 }

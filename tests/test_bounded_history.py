@@ -103,23 +103,20 @@ async def test_a_continued_refund_keeps_its_deadline_and_state(harness):
     async with harness.worker_with(history_event_limit=100):
         handle = await harness.submit(in_review("bh-continued"))
         waiting = await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
-        first_run = (await handle.describe()).run_id
-        for n in range(60):
-            await handle.signal("reject", RejectInput(reviewer=f"nobody-{n}", reason="no"))
-        first = harness.client.get_workflow_handle(handle.id, run_id=first_run)
-        for _ in range(100):
+        latest = harness.client.get_workflow_handle(handle.id)
+        first = harness.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+        for n in range(1000):
             if (await first.describe()).status is WorkflowExecutionStatus.CONTINUED_AS_NEW:
                 break
-            await asyncio.sleep(0.1)
+            await latest.signal("reject", RejectInput(reviewer=f"nobody-{n}", reason="no"))
         else:
             raise AssertionError("the refund did not continue as new")
         status = await harness.status(handle)
         assert status.state is RefundState.VALIDATING_APPLICATION
         assert status.review_deadline == waiting.review_deadline
         assert status.submitted_at == waiting.submitted_at
-        pending = await handle.describe()
-        assert pending.status is WorkflowExecutionStatus.RUNNING
-        await handle.execute_update(
+        assert (await latest.describe()).status is WorkflowExecutionStatus.RUNNING
+        await latest.execute_update(
             RefundWorkflow.reject_request, RejectInput(reviewer="rev-2", reason="in use")
         )
         done = await harness.result(handle)

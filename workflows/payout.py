@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
+from temporalio.exceptions import ActivityError, RetryState, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from activities.refund_activities import NON_RETRYABLE, PAYMENT_REJECTED, RefundActivities
@@ -191,11 +191,18 @@ class Payout:
 
 
 def unavailable(what: str, since: datetime, err: ActivityError) -> str | None:
-    """When ``err`` is the payment patience running out: who has been failing since when."""
-    timeout = err.cause
-    if not isinstance(timeout, TimeoutError) or timeout.type is not TimeoutType.SCHEDULE_TO_CLOSE:
+    """When ``err`` is the payment patience running out: who has been failing since when.
+
+    The patience is the activity's schedule-to-close timeout: it ends either in that timeout or,
+    when the next retry would start past it, in the last failure with retry state ``TIMEOUT``.
+    """
+    failure = err.cause
+    timed_out = isinstance(failure, TimeoutError) and (
+        failure.type is TimeoutType.SCHEDULE_TO_CLOSE
+    )
+    if not timed_out and err.retry_state is not RetryState.TIMEOUT:
         return None
-    last = cause(timeout) if timeout.cause is not None else ""
+    last = cause(failure) if isinstance(failure, TimeoutError) else cause(err)
     return f"{what} unavailable since {since:%Y-%m-%d %H:%M} UTC" + (
         f" (last error: {last})" if last else ""
     )

@@ -1,0 +1,115 @@
+"""Bad data ends a refund with a reason a person can act on, never a retry loop; a payment channel
+that stays down asks for a person after the configured patience, and a retry pays once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+
+from activities.gateways import PaymentGateway
+from storage.schema import certificates
+from tests.factories import certificate
+from worker import build_worker, sandbox_activities
+from workflows.models import (
+    Channel,
+    LegState,
+    OperatorInput,
+    PaymentReceipt,
+    PaymentReturnRequest,
+    RefundRequest,
+    RefundState,
+)
+from workflows.refund import RefundWorkflow
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def task_failures(handle) -> int:
+    events = [e async for e in handle.fetch_history_events()]
+    return sum(1 for e in events if e.HasField("workflow_task_failed_event_attributes"))
+
+
+async def test_a_purchase_after_the_request_rejects_at_once_with_a_reason(harness):
+    cert = certificate("bd-future", purchased_at=now() + timedelta(days=2))
+    started = time.monotonic()
+    handle = await harness.submit(cert)
+    status = await harness.result(handle)
+    assert time.monotonic() - started < 20
+    assert status.state is RefundState.REJECTED
+    assert (
+        status.rejection_reason == "certificate data is inconsistent: purchased after the request"
+    )
+    assert [e.action for e in status.audit if not e.accepted] == ["rules not applied"]
+    assert harness.store.get("bd-future").status == "paid"
+    assert await task_failures(handle) == 0
+
+
+async def test_a_record_the_model_refuses_rejects_at_once_with_a_reason(harness):
+    bought = now() - timedelta(days=1)
+    cert = certificate("bd-corrupt", purchased_at=bought, issued_at=bought)
+    harness.store.seed([cert])
+    with harness.store.engine.begin() as conn:
+        conn.execute(
+            update(certificates)
+            .where(certificates.c.certificate_id == "bd-corrupt")
+            .values(issued_at=bought - timedelta(days=30))
+        )
+    handle = await harness.client.start_workflow(
+        RefundWorkflow.run,
+        RefundRequest(certificate_id="bd-corrupt", requester="user-1", reason="no_longer_needed"),
+        id=f"refund-bd-corrupt-{uuid.uuid4().hex[:6]}",
+        task_queue=harness.task_queue,
+    )
+    status = await harness.result(handle)
+    assert status.state is RefundState.REJECTED
+    assert status.rejection_reason == (
+        "certificate data is inconsistent: issued_at is before purchased_at"
+    )
+    assert await task_failures(handle) == 0
+
+
+class AlipayDown:
+    """Alipay answers nothing (a transient failure) until it is brought back."""
+
+    def __init__(self, inner: PaymentGateway) -> None:
+        self.inner = inner
+        self.down = True
+        self.calls = 0
+
+    def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt:
+        self.calls += 1
+        if self.down:
+            raise ConnectionError("alipay gateway timed out")
+        return self.inner.return_payment(request)
+
+
+async def test_a_channel_down_past_the_patience_needs_attention_and_a_retry_pays_once(harness):
+    settings = harness.settings.model_copy(update={"payment_patience": timedelta(seconds=3)})
+    activities = sandbox_activities(settings)
+    alipay = AlipayDown(activities.gateways[Channel.ALIPAY])
+    activities.gateways = {**activities.gateways, Channel.ALIPAY: alipay}
+    harness.task_queue = f"{harness.task_queue}-outage"
+    async with build_worker(
+        harness.client, settings=settings, activities=activities, task_queue=harness.task_queue
+    ):
+        handle = await harness.submit(certificate("bd-outage", purchased_at=now()))
+        status = await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
+        assert status.attention_reason is not None
+        assert "alipay unavailable since" in status.attention_reason
+        assert "UTC (last error: alipay gateway timed out)" in status.attention_reason
+        assert status.legs[0].status is LegState.FAILED
+        assert alipay.calls >= 2 and harness.ledger.entries() == []
+        alipay.down = False
+        await handle.execute_update(
+            RefundWorkflow.retry_payments, OperatorInput(operator="operator-1", note="alipay up")
+        )
+        done = await harness.result(handle)
+    assert done.state is RefundState.REFUNDED
+    [entry] = harness.ledger.entries()
+    assert entry.idempotency_key == f"{handle.id}:leg-0"
+    assert harness.store.get("bd-outage").status == "refunded"
