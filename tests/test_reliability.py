@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from settings import get_settings
 from starter.cli import run
 from storage.reconcile import reconcile
 from tests.databases import BOTH
@@ -120,11 +121,13 @@ async def test_transient_faults_and_latency_still_pay_exactly_once(harness):
     assert len(harness.ledger.entries()) == 16
 
 
-async def test_ledger_command_shows_movements_and_reconciliation(harness, capsys):
+async def test_ledger_command_shows_movements_and_reconciliation(harness, capsys, monkeypatch):
+    monkeypatch.setenv("REFUNDS_TEMPORAL_ADDRESS", harness.client.service_client.config.target_host)
+    get_settings.cache_clear()
     async with harness.worker_with(fallback_to_balance=True, fault_reject=["alipay:ali-closed"]):
         handle = await harness.submit(auto_cert("lc-1"))
         await harness.result(handle)
-    assert run(["ledger", "--json"]) == 0
+    assert await asyncio.to_thread(run, ["ledger", "--json"]) == 0
     data = __import__("json").loads(capsys.readouterr().out)
     assert [m["channel"] for m in data["movements"]] == ["bank", "account_balance"] or [
         m["channel"] for m in data["movements"]
@@ -132,12 +135,17 @@ async def test_ledger_command_shows_movements_and_reconciliation(harness, capsys
     assert data["reconciliation"] == [
         {
             "certificate_id": "lc-1",
+            "refund_id": handle.id,
             "refund_ids": [handle.id],
             "certificate_status": "refunded",
+            "held_by": None,
+            "released_by": handle.id,
+            "refund_running": None,
             "due": "199.99",
             "returned": "199.99",
             "currency": "CNY",
             "outcome": "balanced",
+            "problem": None,
         }
     ]
     assert data["totals"] == {
@@ -145,6 +153,9 @@ async def test_ledger_command_shows_movements_and_reconciliation(harness, capsys
         "returned": "199.99",
         "paid_twice": 0,
         "missing_amount": "0.00",
+        "orphaned_holds": 0,
+        "divergent": 0,
     }
-    assert run(["ledger"]) == 0
-    assert "reconciliation" in capsys.readouterr().out
+    assert await asyncio.to_thread(run, ["ledger"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "orphaned holds 0, divergent 0" in shown
