@@ -117,3 +117,26 @@ def test_the_workflow_list_shows_finished_refunds_by_state(system, browser, tmp_
     assert page.get_by_text("refund-demo-review").count() == 0
     screenshot(page, "web-ui-refunded.png", tmp_path)
     page.close()
+
+
+def test_request_cancellation_in_the_web_ui_cancels_a_refund_in_review(system, browser):
+    """The big button on a running refund's page: in review, it is a cancel."""
+    system.run("submit", "demo-cancel", "--requester", "user-20", "--reason", "no_longer_needed")
+    waiting = system.json("status", "refund-demo-cancel", "--wait")
+    assert waiting["state"] == "validating_application"
+    page = browser.new_page()
+    page.goto(f"{system.ui}/namespaces/default/workflows/refund-demo-cancel")
+    page.get_by_role("button", name="Request Cancellation").first.click(timeout=30_000)
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("button", name="Confirm").click(timeout=10_000)
+    deadline = time.monotonic() + 60
+    while (status := system.json("status", "refund-demo-cancel"))["state"] != "cancelled":
+        assert time.monotonic() < deadline, status["state"]
+        time.sleep(0.3)
+    page.close()
+    [entry] = [
+        a for a in status["audit"] if a["action"] == "cancellation requested through Temporal"
+    ]
+    assert entry["accepted"], entry
+    assert entry["actor"] == "a Temporal client that sent no identity"  # the dev server's UI
+    assert system.json("certificate", "demo-cancel")["certificate"]["status"] == "paid"

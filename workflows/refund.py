@@ -94,6 +94,8 @@ DEADLINE_ACTOR = "review-deadline"
 SYSTEM = "system"
 TEMPORAL_ACTOR = "temporal"
 TEMPORAL_CANCELLATION = "cancellation requested through Temporal"
+NO_IDENTITY = "a Temporal client that sent no identity"
+"""Who asked, when the request carried no identity (the Web UI without sign-in sends none)."""
 
 
 @dataclass(frozen=True)
@@ -387,7 +389,7 @@ class RefundWorkflow:
         self._cancellation = cancellation
 
     async def _audit_cancellation(self, cancellation: _Cancellation) -> None:
-        identity = "unknown"
+        identity = "unknown: the refund's history could not be read"
         info = workflow.info()
         try:
             found = await workflow.execute_activity_method(
@@ -397,7 +399,7 @@ class RefundWorkflow:
                 retry_policy=LOOKUP_RETRY,
                 summary="who asked to cancel",
             )
-            identity = found.identity or identity
+            identity = found.identity or NO_IDENTITY
         except ActivityError as err:
             workflow.logger.warning("cancellation sender unknown", extra={"error": cause(err)})
         given = f"reason given: {cancellation.reason}" if cancellation.reason else ""
