@@ -63,6 +63,8 @@ WORKFLOW_MODULES = (
     "workflows.progress",
     "workflows.audit",
     "workflows.review_checks",
+    "workflows.review_desk",
+    "workflows.steps",
     "workflows.reconciliation",
 )
 """The workflow code itself: reloaded for every run only in the strict sandbox (see

@@ -19,6 +19,7 @@ from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
 from converter import DATA_CONVERTER
 from settings import Settings
+from starter.client import RefundHandle
 from storage.certificates import CertificateStore
 from storage.ledger import Ledger
 from worker import build_worker
@@ -108,6 +109,13 @@ class Harness:
                 yield task_queue
         finally:
             self.task_queue = previous
+
+    def handle(self, workflow_id: str, run_id: str | None = None) -> RefundHandle:
+        """A typed handle on a refund (its latest run unless ``run_id`` is given)."""
+        found: RefundHandle = self.client.get_workflow_handle_for(
+            RefundWorkflow.run, workflow_id, run_id=run_id
+        )
+        return found
 
     async def status(self, handle: WorkflowHandle[Any, Any]) -> RefundStatus:
         return await handle.query(RefundWorkflow.status)

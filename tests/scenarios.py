@@ -255,9 +255,7 @@ async def rerun_after_reset(harness: Harness) -> Handle:
             request_id=str(uuid.uuid4()),
         )
     )
-    return harness.client.get_workflow_handle_for(
-        RefundWorkflow.run, handle.id, run_id=reset.run_id
-    )
+    return harness.handle(handle.id, run_id=reset.run_id)
 
 
 async def completed_by_repair(harness: Harness) -> Handle:
@@ -291,9 +289,7 @@ async def completed_by_repair(harness: Harness) -> Handle:
         refunds = RefundClient(harness.client, settings)
         await repair(refunds, harness.store.engine, "h-repair", "operator-1", "bank is back")
         run_id = (await harness.client.get_workflow_handle(handle.id).describe()).run_id
-        repaired = harness.client.get_workflow_handle_for(
-            RefundWorkflow.run, handle.id, run_id=run_id
-        )
+        repaired = harness.handle(handle.id, run_id=run_id)
         await harness.result(repaired)
         return repaired
 
@@ -333,9 +329,7 @@ async def approval_refused_by_recheck(harness: Harness) -> Handle:
 async def continued_as_new(harness: Harness) -> Handle:
     async with harness.worker_with(history_event_limit=100):
         latest = await _in_review(harness, "h-continued")
-        first = harness.client.get_workflow_handle_for(
-            RefundWorkflow.run, latest.id, run_id=latest.result_run_id
-        )
+        first = harness.handle(latest.id, run_id=latest.result_run_id)
         for n in range(1000):
             if (await first.describe()).status is WorkflowExecutionStatus.CONTINUED_AS_NEW:
                 break

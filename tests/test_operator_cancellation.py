@@ -23,7 +23,8 @@ from workflows.models import (
     RefundState,
     RefundStatus,
 )
-from workflows.refund import TEMPORAL_CANCELLATION, RefundWorkflow
+from workflows.refund import RefundWorkflow
+from workflows.review_desk import TEMPORAL_CANCELLATION
 from workflows.search_attributes import REFUND_STATE
 
 

@@ -72,7 +72,7 @@ async def reset_to_start(harness, handle):
         "--reason",
         "operator re-runs it",
     )
-    rerun = harness.client.get_workflow_handle_for(RefundWorkflow.run, handle.id)
+    rerun = harness.handle(handle.id)
     for _ in range(100):
         if (await rerun.describe()).run_id != before:
             return rerun
@@ -196,9 +196,7 @@ async def test_a_refund_terminated_half_paid_is_completed_by_repair_paying_only_
             refunds, harness.store.engine, cert.certificate_id, "operator-1", "bank is back"
         )
         assert done.action == "completion" and done.still_due == 50
-        status = await harness.result(
-            harness.client.get_workflow_handle_for(RefundWorkflow.run, handle.id)
-        )
+        status = await harness.result(harness.handle(handle.id))
     assert status.state is RefundState.REFUNDED
     assert status.decided_by == "operator-1"
     assert any(e.action == "books completed by an operator" for e in status.audit)
@@ -228,9 +226,7 @@ async def test_money_returned_on_a_usable_certificate_is_divergent_until_repaire
     assert (found.orphaned_holds, found.divergent) == (0, 1)
     done = await repair(refunds, harness.store.engine, cert.certificate_id, "operator-1", "fix")
     assert done.still_due == 20
-    status = await harness.result(
-        harness.client.get_workflow_handle_for(RefundWorkflow.run, refund_id)
-    )
+    status = await harness.result(harness.handle(refund_id))
     assert status.state is RefundState.REFUNDED
     assert sorted(e.leg_index for e in harness.ledger.entries()) == [0, 1]
     found = await books(refunds, harness.store.engine)

@@ -14,6 +14,7 @@ from tests.record_histories import CURRENT, HISTORIES
 from tests.scenarios import SCENARIOS
 from worker import workflow_runner
 from workflows.refund import RefundWorkflow
+from workflows.steps import RefundSteps
 
 RECORDED = sorted(HISTORIES.glob("*/*.json"))
 
@@ -44,10 +45,10 @@ async def test_history_replays(path: Path):
 async def test_a_changed_workflow_is_caught(monkeypatch):
     """Prove the replay test can fail: drop the customer notification and replay."""
 
-    async def skip_notification(self: RefundWorkflow, message: str) -> None:
+    async def skip_notification(self: RefundSteps, message: str) -> None:
         return None
 
-    monkeypatch.setattr(RefundWorkflow, "_notify", skip_notification)
+    monkeypatch.setattr(RefundSteps, "notify", skip_notification)
     history = WorkflowHistory.from_json(
         "refund-auto", (HISTORIES / CURRENT / "auto_approved.json").read_text()
     )

@@ -1,0 +1,261 @@
+"""A refund's steps outside the money: loading the certificate, the rules and their re-check, the
+system of record, support, the customer's notice, and each change of state with what it shows
+(search attributes, the Web UI's details, metrics, the audit trail)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.assessment import AssessmentActivities
+    from activities.refund_activities import CERTIFICATE_NOT_FOUND, RefundActivities
+    from workflows import metrics
+    from workflows.models import (
+        FINAL_STATES,
+        AssessInput,
+        Assessment,
+        Certificate,
+        CertificateChange,
+        CustomerNotice,
+        LegState,
+        LegStatus,
+        Outcome,
+        RefundState,
+        SupportTicketRequest,
+    )
+    from workflows.payout import RECORD_RETRY, RECORD_TIMEOUT, cause
+    from workflows.progress import RefundProgress
+    from workflows.search_attributes import REFUND_STATE
+
+ASSESS_TIMEOUT = timedelta(seconds=10)
+RULES_ACTOR = "rules"
+SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether an approval may be carried out: a reason when not."""
+
+    reason: str = ""
+    restore: bool = True
+    """Whether the certificate can be given back (it could be loaded)."""
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.reason)
+
+
+class RefundSteps:
+    def __init__(self, progress: RefundProgress) -> None:
+        self.progress = progress
+        self.local_load = False
+        """Patch v2: load by local activity; the final state is set as the workflow closes."""
+
+    def released_by_this_refund(self, certificate: Certificate) -> bool:
+        return certificate.released_by == self.progress.refund_id
+
+    def revoke_required(self) -> bool:
+        decision = self.progress.decision
+        if decision is not None:
+            return decision.revoke_required
+        certificate = self.progress.certificate
+        return certificate is not None and certificate.issued
+
+    async def load_certificate(self) -> Certificate | None:
+        progress = self.progress
+        certificate_id = progress.request.certificate_id
+        summary = f"load certificate {certificate_id}"
+        try:
+            # Two calls, not one through a chosen function: mypy cannot type that choice.
+            if self.local_load:
+                return await workflow.execute_local_activity_method(
+                    RefundActivities.load_certificate,
+                    certificate_id,
+                    start_to_close_timeout=RECORD_TIMEOUT,
+                    retry_policy=RECORD_RETRY,
+                    summary=summary,
+                )
+            return await workflow.execute_activity_method(
+                RefundActivities.load_certificate,
+                certificate_id,
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+                summary=summary,
+            )
+        except (ActivityError, ApplicationError) as err:
+            # A local activity's failure reaches the workflow as the activity's own error.
+            progress.record(SYSTEM, "certificate not loaded", accepted=False, detail=cause(err))
+            failure = err.cause if isinstance(err, ActivityError) else err
+            if getattr(failure, "type", None) == CERTIFICATE_NOT_FOUND:
+                progress.reject_because(f"unknown certificate {certificate_id}")
+            else:
+                progress.reject_because(cause(err))
+            return None
+
+    async def assess(self, certificate: Certificate, *, resume: bool = False) -> Assessment | None:
+        progress = self.progress
+        try:
+            assessment = await workflow.execute_local_activity_method(
+                AssessmentActivities.assess,
+                AssessInput(certificate=certificate, at=workflow.now(), resume=resume),
+                start_to_close_timeout=ASSESS_TIMEOUT,
+            )
+        except (ActivityError, ApplicationError) as err:
+            progress.record(RULES_ACTOR, "rules not applied", accepted=False, detail=cause(err))
+            progress.reject_because(cause(err))
+            return None
+        decision = assessment.decision
+        if decision is None:
+            return assessment
+        metrics.count_decision(decision.rule.value, decision.outcome.value)
+        progress.record(
+            RULES_ACTOR,
+            f"rule {decision.rule.value}",
+            detail=f"{decision.outcome.value}: {decision.explanation}",
+        )
+        workflow.logger.info(
+            "refund assessed",
+            extra={"rule": decision.rule.value, "outcome": decision.outcome.value},
+        )
+        return assessment
+
+    async def still_refundable(self) -> Verdict:
+        """The one "still refundable now" check, before any approval is carried out."""
+        progress = self.progress
+        certificate = await self.load_certificate()
+        if certificate is None:
+            return Verdict(progress.rejection_reason or "", restore=False)
+        if self.released_by_this_refund(certificate):
+            progress.certificate_released = True
+            progress.record(SYSTEM, "re-checked: this refund had already released the certificate")
+            return Verdict()
+        try:
+            recheck = await workflow.execute_local_activity_method(
+                AssessmentActivities.recheck,
+                AssessInput(certificate=certificate, at=workflow.now()),
+                start_to_close_timeout=ASSESS_TIMEOUT,
+            )
+        except (ActivityError, ApplicationError) as err:
+            progress.record(RULES_ACTOR, "re-check failed", accepted=False, detail=cause(err))
+            return Verdict(cause(err))
+        if recheck.rule is None:
+            progress.record(RULES_ACTOR, "re-checked: still refundable")
+            return Verdict()
+        progress.record(
+            RULES_ACTOR, f"re-checked: {recheck.rule.value}", detail=recheck.explanation
+        )
+        return Verdict(recheck.explanation)
+
+    async def full_recheck(self) -> Verdict:
+        """Before patch v3 (``operator-proof``): the deadline re-ran every rule."""
+        certificate = await self.load_certificate()
+        if certificate is None:
+            return Verdict("the certificate no longer exists", restore=False)
+        recheck = await self.assess(certificate)
+        decision = recheck.decision if recheck else None
+        if decision is None:
+            return Verdict(self.progress.rejection_reason or "", restore=True)
+        self.progress.record(RULES_ACTOR, "re-checked at the deadline", detail=decision.rule.value)
+        return Verdict(decision.explanation if decision.outcome is Outcome.DENIED else "")
+
+    def open_support_ticket(self) -> asyncio.Future[str] | None:
+        request = self.progress.request
+        contact = request.support_contact
+        if contact is None or request.repair is not None:
+            return None
+        self.progress.record(request.requester, "asked for technical support", detail=contact.kind)
+        return asyncio.ensure_future(
+            workflow.execute_activity_method(
+                RefundActivities.open_support_ticket,
+                SupportTicketRequest(
+                    refund_id=self.progress.refund_id,
+                    certificate_id=request.certificate_id,
+                    reason=request.reason,
+                    contact=contact,
+                ),
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+            )
+        )
+
+    async def notify(self, message: str) -> None:
+        progress = self.progress
+        certificate = progress.certificate
+        assert certificate is not None
+        decision = progress.decision
+        await workflow.execute_activity_method(
+            RefundActivities.notify_customer,
+            CustomerNotice(
+                refund_id=progress.refund_id,
+                certificate_id=certificate.certificate_id,
+                owner=certificate.owner,
+                state=progress.state,
+                rule=decision.rule if decision else None,
+                currency=certificate.order.currency,
+                legs=progress.legs,
+                message=message,
+            ),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+
+    async def run(self, activity: Any) -> Any:
+        """A system-of-record step on this refund's certificate (its name says what it does)."""
+        return await workflow.execute_activity_method(
+            activity,
+            CertificateChange(
+                certificate_id=self.progress.request.certificate_id,
+                refund_id=self.progress.refund_id,
+            ),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+
+    def initial_legs(self, certificate: Certificate, assessment: Assessment) -> list[LegStatus]:
+        decision = assessment.decision
+        granted = decision is None or decision.outcome is not Outcome.DENIED
+        legs = []
+        for index, leg in enumerate(certificate.order.payments):
+            refundable = granted and leg.refundable
+            legs.append(
+                LegStatus(
+                    index=index,
+                    channel=leg.channel,
+                    amount=leg.amount,
+                    reference=leg.reference,
+                    status=LegState.PENDING if refundable else LegState.NOT_REFUNDABLE,
+                    idempotency_key=f"{self.progress.refund_id}:leg-{index}"
+                    if refundable
+                    else None,
+                    detail="" if refundable else _not_refundable_detail(leg.refundable),
+                )
+            )
+        return legs
+
+    def set_state(self, state: RefundState) -> None:
+        progress = self.progress
+        if state is RefundState.VALIDATING_APPLICATION:
+            progress.review_started = workflow.now()
+        elif progress.review_started is not None:
+            waited = (workflow.now() - progress.review_started).total_seconds()
+            metrics.record_review_time(int(waited))
+            progress.review_started = None
+        settled = state in FINAL_STATES or state is RefundState.NEEDS_ATTENTION
+        if settled:
+            metrics.count_finished(state.value)
+        progress.state = state
+        if not (state in FINAL_STATES and self.local_load):
+            workflow.upsert_search_attributes([REFUND_STATE.value_set(state.value)])
+        workflow.set_current_details(progress.details())
+        if settled:
+            progress.record(SYSTEM, state.value, detail=progress.rejection_reason or "")
+
+
+def _not_refundable_detail(refundable: bool) -> str:
+    return "denied by the rules" if refundable else "vouchers are not returned"
