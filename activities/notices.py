@@ -30,6 +30,10 @@ CANCELLED = Template(
     "Your refund request $refund_id for certificate $certificate_id was cancelled "
     "as you asked. Nothing was charged or returned, and you can continue to use the certificate."
 )
+WITHDRAWN = Template(
+    "Your refund request $refund_id for certificate $certificate_id was withdrawn by our support "
+    "team. Nothing was charged or returned, and you can continue to use the certificate."
+)
 STILL_USABLE = "You can continue to use the certificate."
 
 
@@ -75,5 +79,6 @@ def render_notice(notice: CustomerNotice) -> str:
         expired = notice.rule is not None and notice.rule.value == "expired"
         return REJECTED.substitute(names, reason=reason, usable="" if expired else STILL_USABLE)
     if notice.state is RefundState.CANCELLED:
-        return CANCELLED.substitute(names)
+        # A message means someone other than the customer cancelled it (through Temporal).
+        return (WITHDRAWN if notice.message else CANCELLED).substitute(names)
     return f"Refund {notice.refund_id}: {notice.state.value}. {notice.message}".strip()

@@ -153,7 +153,10 @@ class RefundClient:
             return await handle.result()
         if description.status is not WorkflowExecutionStatus.RUNNING:
             state = description.status.name.lower() if description.status else "unknown"
-            raise UserError(f"refund {refund_id} ended without a result ({state})")
+            raise UserError(
+                f"refund {refund_id} ended without a result ({state}): `refunds ledger` shows "
+                "what it left behind and `refunds repair CERTIFICATE` settles it"
+            )
         try:
             return await handle.query(RefundWorkflow.status, rpc_timeout=RPC_TIMEOUT)
         except WorkflowQueryFailedError as err:

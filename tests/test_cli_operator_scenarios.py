@@ -69,6 +69,8 @@ def test_a_refund_terminated_in_review_is_found_and_repaired(system):
     )
     wait_for_state(system, "refund-demo-issued", "validating_application")
     temporal(system, "workflow", "terminate", "-w", "refund-demo-issued", "--reason", "oops")
+    line = system.refused("status", "refund-demo-issued")
+    assert "ended without a result (terminated)" in line and "refunds repair" in line
     assert totals(system)["orphaned_holds"] == 1
     view = system.json("certificate", "demo-issued")
     assert view["refund_workflow"] == "terminated"

@@ -75,3 +75,12 @@ def test_cancelled():
     text = render_notice(notice(RefundState.CANCELLED))
     assert "was cancelled as you asked" in text
     assert "continue to use the certificate" in text
+
+
+def test_cancelled_through_temporal_says_who_withdrew_it():
+    text = render_notice(
+        notice(RefundState.CANCELLED, message="cancellation requested through Temporal")
+    )
+    assert "withdrawn by our support team" in text
+    assert "as you asked" not in text
+    assert "continue to use the certificate" in text
