@@ -11,23 +11,25 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
+from activities.gateways import PaymentGateway
 from converter import DATA_CONVERTER
 from settings import Settings
 from starter.client import RefundHandle
 from storage.certificates import CertificateStore
 from storage.ledger import Ledger
-from worker import build_worker
-from workflows.models import Certificate, RefundRequest, RefundState, RefundStatus
+from worker import build_worker, sandbox_activities
+from workflows.models import Certificate, Channel, RefundRequest, RefundState, RefundStatus
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import ALL_KEYS
 
 REVIEWERS = ["rev-1", "rev-2"]
+GatewayT = TypeVar("GatewayT", bound=PaymentGateway)
 
 
 def temporal_cli() -> str:
@@ -117,6 +119,29 @@ class Harness:
         )
         return found
 
+    @asynccontextmanager
+    async def worker_with_gateway(
+        self,
+        channel: Channel,
+        wrap: Callable[[PaymentGateway], GatewayT],
+        **overrides: Any,
+    ) -> AsyncIterator[GatewayT]:
+        """A worker whose ``channel`` goes through ``wrap`` (and settings changed); yields the
+        wrapped gateway. Refunds submitted inside the block run on that worker."""
+        settings = self.settings.model_copy(update=overrides)
+        activities = sandbox_activities(settings)
+        gateway = wrap(activities.gateways[channel])
+        activities.gateways = {**activities.gateways, channel: gateway}
+        task_queue = f"{self.task_queue}-{uuid.uuid4().hex[:6]}"
+        previous, self.task_queue = self.task_queue, task_queue
+        try:
+            async with build_worker(
+                self.client, settings=settings, activities=activities, task_queue=task_queue
+            ):
+                yield gateway
+        finally:
+            self.task_queue = previous
+
     async def status(self, handle: WorkflowHandle[Any, Any]) -> RefundStatus:
         return await handle.query(RefundWorkflow.status)
 
@@ -152,6 +177,12 @@ class Harness:
 def refusal(error: WorkflowUpdateFailedError) -> str:
     """The message a workflow's update validator refused with."""
     return str(getattr(error.cause, "message", error.cause))
+
+
+async def task_failures(handle: WorkflowHandle[Any, Any]) -> int:
+    """Workflow tasks that failed in the refund's history (a healthy refund has none)."""
+    events = [e async for e in handle.fetch_history_events()]
+    return sum(1 for e in events if e.HasField("workflow_task_failed_event_attributes"))
 
 
 def audit_actions(status: RefundStatus) -> Sequence[tuple[str, str, bool]]:

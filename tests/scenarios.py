@@ -11,20 +11,17 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
-from activities.gateways import PaymentGateway, PaymentRejectedError
 from starter.books import repair
 from starter.client import RefundClient
 from tests.factories import certificate
+from tests.gateways import ChannelDown, RejectsOnce
 from tests.harness import Harness
-from worker import build_worker, sandbox_activities
 from workflows.models import (
     ActionResult,
     ApproveInput,
     CancelInput,
     Channel,
     OperatorInput,
-    PaymentReceipt,
-    PaymentReturnRequest,
     RefundState,
     RejectInput,
 )
@@ -117,31 +114,8 @@ async def deadline_recheck_denied(harness: Harness) -> Handle:
     return handle
 
 
-class RejectsOnce:
-    """A channel that refuses the first return for good, as a closed account would."""
-
-    def __init__(self, inner: PaymentGateway) -> None:
-        self.inner = inner
-        self.refused = False
-
-    def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt:
-        if not self.refused:
-            self.refused = True
-            raise PaymentRejectedError("the Alipay account is closed")
-        return self.inner.return_payment(request)
-
-
 async def needs_attention_then_retried(harness: Harness) -> Handle:
-    activities = sandbox_activities(harness.settings)
-    gateway = RejectsOnce(activities.gateways[Channel.ALIPAY])
-    activities.gateways = {**activities.gateways, Channel.ALIPAY: gateway}
-    harness.task_queue = f"{harness.task_queue}-attention"
-    async with build_worker(
-        harness.client,
-        settings=harness.settings,
-        activities=activities,
-        task_queue=harness.task_queue,
-    ):
+    async with harness.worker_with_gateway(Channel.ALIPAY, RejectsOnce):
         handle = await harness.submit(certificate("h-attention", purchased_at=_ago(1)))
         await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
         await handle.execute_update(
@@ -188,19 +162,6 @@ async def odd_signals(harness: Harness) -> Handle:
     await handle.signal("self_destruct", {"now": True})
     await handle.signal("approve", {"reviewer": "rev-1"})
     return handle
-
-
-class ChannelDown:
-    """A channel that fails transiently until it is brought back."""
-
-    def __init__(self, inner: PaymentGateway) -> None:
-        self.inner = inner
-        self.down = True
-
-    def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt:
-        if self.down:
-            raise ConnectionError("gateway unreachable")
-        return self.inner.return_payment(request)
 
 
 async def cancellation_requested_in_review(harness: Harness) -> Handle:
@@ -259,16 +220,7 @@ async def rerun_after_reset(harness: Harness) -> Handle:
 
 
 async def completed_by_repair(harness: Harness) -> Handle:
-    activities = sandbox_activities(harness.settings)
-    bank = ChannelDown(activities.gateways[Channel.BANK])
-    activities.gateways = {**activities.gateways, Channel.BANK: bank}
-    harness.task_queue = f"{harness.task_queue}-repair"
-    async with build_worker(
-        harness.client,
-        settings=harness.settings,
-        activities=activities,
-        task_queue=harness.task_queue,
-    ):
+    async with harness.worker_with_gateway(Channel.BANK, ChannelDown) as bank:
         issued = _ago(5)
         cert = certificate(
             "h-repair",
@@ -299,14 +251,10 @@ async def rejected_for_bad_data(harness: Harness) -> Handle:
 
 
 async def payment_outage_then_retried(harness: Harness) -> Handle:
-    settings = harness.settings.model_copy(update={"payment_patience": timedelta(seconds=2)})
-    activities = sandbox_activities(settings)
-    alipay = ChannelDown(activities.gateways[Channel.ALIPAY])
-    activities.gateways = {**activities.gateways, Channel.ALIPAY: alipay}
-    harness.task_queue = f"{harness.task_queue}-outage"
-    async with build_worker(
-        harness.client, settings=settings, activities=activities, task_queue=harness.task_queue
-    ):
+    patience = timedelta(seconds=2)
+    async with harness.worker_with_gateway(
+        Channel.ALIPAY, ChannelDown, payment_patience=patience
+    ) as alipay:
         handle = await harness.submit(certificate("h-outage", purchased_at=_ago(1)))
         await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
         alipay.down = False

@@ -9,16 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from activities.gateways import PaymentGateway
 from storage.schema import certificates
 from tests.factories import certificate
-from worker import build_worker, sandbox_activities
+from tests.gateways import ChannelDown
+from tests.harness import task_failures
 from workflows.models import (
     Channel,
     LegState,
     OperatorInput,
-    PaymentReceipt,
-    PaymentReturnRequest,
     RefundRequest,
     RefundState,
 )
@@ -27,11 +25,6 @@ from workflows.refund import RefundWorkflow
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-async def task_failures(handle) -> int:
-    events = [e async for e in handle.fetch_history_events()]
-    return sum(1 for e in events if e.HasField("workflow_task_failed_event_attributes"))
 
 
 async def test_a_purchase_after_the_request_rejects_at_once_with_a_reason(harness):
@@ -73,30 +66,12 @@ async def test_a_record_the_model_refuses_rejects_at_once_with_a_reason(harness)
     assert await task_failures(handle) == 0
 
 
-class AlipayDown:
-    """Alipay answers nothing (a transient failure) until it is brought back."""
-
-    def __init__(self, inner: PaymentGateway) -> None:
-        self.inner = inner
-        self.down = True
-        self.calls = 0
-
-    def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt:
-        self.calls += 1
-        if self.down:
-            raise ConnectionError("alipay gateway timed out")
-        return self.inner.return_payment(request)
-
-
 async def test_a_channel_down_past_the_patience_needs_attention_and_a_retry_pays_once(harness):
-    settings = harness.settings.model_copy(update={"payment_patience": timedelta(seconds=3)})
-    activities = sandbox_activities(settings)
-    alipay = AlipayDown(activities.gateways[Channel.ALIPAY])
-    activities.gateways = {**activities.gateways, Channel.ALIPAY: alipay}
-    harness.task_queue = f"{harness.task_queue}-outage"
-    async with build_worker(
-        harness.client, settings=settings, activities=activities, task_queue=harness.task_queue
-    ):
+    async with harness.worker_with_gateway(
+        Channel.ALIPAY,
+        lambda inner: ChannelDown(inner, "alipay gateway timed out"),
+        payment_patience=timedelta(seconds=3),
+    ) as alipay:
         handle = await harness.submit(certificate("bd-outage", purchased_at=now()))
         status = await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
         assert status.attention_reason is not None

@@ -17,6 +17,7 @@ from logs import configure_logging
 from storage.reconcile import reconcile
 from storage.schema import notifications
 from tests.factories import certificate
+from tests.harness import task_failures
 from workflows.models import ApproveInput, CancelInput, RefundState, RejectInput
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import ALL_KEYS
@@ -27,11 +28,6 @@ UNICODE = "退款 🔥 \u202eevil\u202c zero\u200bwidth Ω≈ç√ " * 20
 
 def in_review(cert_id: str, **kwargs):
     return certificate(cert_id, purchased_at=datetime.now(UTC) - timedelta(days=10), **kwargs)
-
-
-async def task_failures(handle) -> int:
-    events = [e async for e in handle.fetch_history_events()]
-    return sum(1 for e in events if e.HasField("workflow_task_failed_event_attributes"))
 
 
 async def test_signals_of_any_shape_are_audited_and_ignored(harness):

@@ -12,19 +12,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from activities.gateways import PaymentGateway
 from starter.books import books, repair
 from starter.client import RefundClient
 from starter.errors import UserError
 from storage.schema import notifications
 from tests.factories import alipay_return, certificate
+from tests.gateways import ChannelDown
 from tests.harness import temporal_cli
-from worker import build_worker, sandbox_activities
 from workflows.models import (
     Channel,
     LegState,
-    PaymentReceipt,
-    PaymentReturnRequest,
     RefundRequest,
     RefundState,
 )
@@ -143,27 +140,9 @@ async def test_a_refund_terminated_in_review_is_an_orphaned_hold_that_repair_rel
         await repair(refunds, harness.store.engine, cert.certificate_id, "operator-1", "again")
 
 
-class BankDown:
-    """The bank channel fails (transiently) until it is brought back."""
-
-    def __init__(self, inner: PaymentGateway) -> None:
-        self.inner = inner
-        self.down = True
-
-    def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt:
-        if self.down:
-            raise ConnectionError("bank gateway unreachable")
-        return self.inner.return_payment(request)
-
-
 async def test_a_refund_terminated_half_paid_is_completed_by_repair_paying_only_what_is_due(
     harness,
 ):
-    activities = sandbox_activities(harness.settings)
-    bank = BankDown(activities.gateways[Channel.BANK])
-    activities.gateways = {**activities.gateways, Channel.BANK: bank}
-    queue = f"{harness.task_queue}-bank"
-    harness.task_queue = queue
     issued = now() - timedelta(days=5)
     cert = certificate(
         "rr-half",
@@ -174,9 +153,7 @@ async def test_a_refund_terminated_half_paid_is_completed_by_repair_paying_only_
             {"channel": "bank", "amount": "50.00", "reference": "bank-slow"},
         ],
     )
-    async with build_worker(
-        harness.client, settings=harness.settings, activities=activities, task_queue=queue
-    ):
+    async with harness.worker_with_gateway(Channel.BANK, ChannelDown) as bank:
         handle = await harness.submit(cert)
         await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
         await handle.signal("approve", {"reviewer": "rev-2"})
