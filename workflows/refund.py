@@ -91,15 +91,15 @@ class RefundWorkflow:
         self._steps.local_load = workflow.patched(ONE_VISIBILITY_UPDATE)
         self._operator_proof = workflow.patched(OPERATOR_PROOF)
         body = asyncio.ensure_future(self._body(request.carried))
-        while True:
+        while not body.done():
             try:
                 # Shielded: a cancellation request reaches only this loop, never a refund step.
                 await asyncio.shield(body)
-                break
             except asyncio.CancelledError:
-                if body.done():
-                    raise
                 self._desk.cancellation_requested()
+                if body.done():  # it arrived as the refund finished: refused, and audited
+                    await self._desk.cancellation_audited()
+        body.result()
         if self._steps.local_load:
             workflow.upsert_search_attributes([REFUND_STATE.value_set(self._progress.state.value)])
         return self.status()
