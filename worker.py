@@ -242,6 +242,7 @@ def build_worker(
             refund_activities.return_to_bank,
             refund_activities.return_to_account_balance,
             refund_activities.record_manual_return,
+            refund_activities.claim_repair_order,
             refund_activities.open_support_ticket,
             refund_activities.notify_customer,
         ],

@@ -25,6 +25,7 @@ from activities.gateways import (
 from activities.notices import render_notice
 from storage.certificates import CertificateNotFoundError, CertificateStore, StatusConflictError
 from storage.ledger import Ledger, receipt
+from storage.repairs import claim_repair
 from storage.seed_file import describe_validation_error
 from workflows.models import (
     Certificate,
@@ -35,6 +36,7 @@ from workflows.models import (
     ManualReturn,
     PaymentReceipt,
     PaymentReturnRequest,
+    RepairClaim,
     SupportTicketRequest,
 )
 
@@ -92,7 +94,8 @@ class RefundActivities:
 
     @activity.defn(name="restore_certificate")
     def restore_certificate(self, change: CertificateChange) -> CertificateStatus:
-        return self.store.restore(change.certificate_id, change.refund_id)
+        with _conflicts_are_final():
+            return self.store.restore(change.certificate_id, change.refund_id)
 
     @activity.defn(name="mark_refunded")
     def mark_refunded(self, change: CertificateChange) -> CertificateStatus:
@@ -153,6 +156,18 @@ class RefundActivities:
             extra=_log_context(settled.refund_id, leg=settled.leg_index, operator=settled.operator),
         )
         return settled_receipt
+
+    @activity.defn(name="claim_repair_order")
+    def claim_repair_order(self, claim: RepairClaim) -> bool:
+        """Whether ``refunds repair`` recorded this order (and this run now holds it)."""
+        return claim_repair(
+            self.store.engine,
+            claim.refund_id,
+            claim.certificate_id,
+            claim.operator,
+            claim.action,
+            claim.run_id,
+        )
 
     @activity.defn(name="open_support_ticket")
     def open_support_ticket(self, request: SupportTicketRequest) -> str:

@@ -1,15 +1,14 @@
 """The books of certificates as an operator sees them: reconciliation with running refunds, one
 certificate's full picture, and ``refunds repair`` for what a terminated refund left behind.
 
-A hold with no money moved is released (the certificate gets back its status from before the
-refund). A certificate a refund already revoked or paid part of is completed: the same refund id
-runs again, with an operator's repair order, and pays only what the ledger does not hold yet.
+The same refund id runs again with an operator's repair order: a hold with no money moved is
+released (the certificate gets back its status from before the refund); a certificate the refund
+already revoked or paid part of is completed, paying only what the ledger does not hold yet.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import Engine
@@ -24,10 +23,16 @@ from starter.errors import UserError
 from storage.certificates import CertificateNotFoundError, CertificateStore
 from storage.ledger import Ledger, LedgerEntry
 from storage.reconcile import Reconciliation, RefundBalance, reconcile_with_refunds
-from storage.repairs import COMPLETION, RELEASED, Repair, record_repair, repairs_of
+from storage.repairs import (
+    COMPLETION,
+    RELEASED,
+    Repair,
+    abandon_repair,
+    record_repair,
+    repairs_of,
+)
 from workflows.models import (
     Certificate,
-    CertificateStatus,
     RefundReason,
     RefundRequest,
     RepairOrder,
@@ -94,16 +99,18 @@ class RepairResult:
     certificate_id: str
     refund_id: str
     action: str
-    status: CertificateStatus | None = None
-    """For a release: the status the certificate got back."""
-    still_due: Decimal | None = None
-    """For a completion: what the new run is to pay."""
-    at: datetime | None = None
+    """``release``: the hold goes; ``complete``: what is still due is paid."""
+    still_due: Decimal
 
 
 async def repair(
     refunds: RefundClient, engine: Engine, certificate_id: str, operator: str, note: str
 ) -> RepairResult:
+    """Record the operator's repair order, then run the refund id again to carry it out.
+
+    The run holds the refund id, so nothing else can act on the certificate meanwhile, and it
+    claims the recorded order before it changes anything.
+    """
     problem = id_problem(operator, "operator")
     if problem is not None:
         raise UserError(problem)
@@ -128,17 +135,14 @@ async def repair(
             " settle it by hand"
         )
     refund_id = balance.refund_id
-    if not balance.released and balance.returned == 0:
-        assert balance.held_by is not None
-        status = CertificateStore(engine).restore(certificate_id, balance.held_by)
-        done = record_repair(engine, certificate_id, refund_id, RELEASED, operator, note)
-        return RepairResult(certificate_id, refund_id, RELEASED, status=status, at=done.at)
+    action = RELEASED if not balance.released and balance.returned == 0 else COMPLETION
     request = await _original_request(refunds, refund_id) or RefundRequest(
         certificate_id=certificate_id,
         requester=view.certificate.owner,
         reason=RefundReason.NO_LONGER_NEEDED,
     )
-    order = RepairOrder(operator=operator, note=note)
+    order = RepairOrder(action=action, operator=operator, note=note)
+    recorded = record_repair(engine, certificate_id, refund_id, action, operator, note)
     try:
         await refunds.client.start_workflow(
             RefundWorkflow.run,
@@ -146,13 +150,16 @@ async def repair(
             id=refund_id,
             task_queue=refunds.settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            static_summary=f"Completion of refund {refund_id} by {operator}",
+            static_summary=f"Repair ({action}) of refund {refund_id} by {operator}",
         )
     except WorkflowAlreadyStartedError:
+        abandon_repair(engine, recorded)
         raise UserError(f"{refund_id} started again meanwhile: see `refunds status`") from None
-    done = record_repair(engine, certificate_id, refund_id, COMPLETION, operator, note)
+    except BaseException:
+        abandon_repair(engine, recorded)
+        raise
     still_due = max(balance.due - balance.returned, Decimal("0.00"))
-    return RepairResult(certificate_id, refund_id, COMPLETION, still_due=still_due, at=done.at)
+    return RepairResult(certificate_id, refund_id, action, still_due)
 
 
 async def _original_request(refunds: RefundClient, refund_id: str) -> RefundRequest | None:

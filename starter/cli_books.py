@@ -98,8 +98,7 @@ def repair_command(
                 "certificate_id": result.certificate_id,
                 "refund_id": result.refund_id,
                 "action": result.action,
-                "status": result.status.value if result.status else None,
-                "still_due": str(result.still_due) if result.still_due is not None else None,
+                "still_due": str(result.still_due),
             }
         )
         return

@@ -139,6 +139,7 @@ def certificate_json(view: CertificateView) -> dict[str, Any]:
             {
                 "refund_id": r.refund_id,
                 "action": r.action,
+                "claimed_by_run": r.claimed_by_run,
                 "operator": r.operator,
                 "note": r.note,
                 "at": r.at.isoformat(),
@@ -188,12 +189,11 @@ def certificate_panel(view: CertificateView, zone: ZoneInfo) -> Panel:
 
 
 def repair_line(result: RepairResult) -> str:
-    if result.status is not None:
-        return (
-            f"released {result.certificate_id}: {result.refund_id} no longer holds it; "
-            f"it is {result.status} again"
-        )
+    if result.action == "release":
+        what = f"release {result.certificate_id} from its hold"
+    else:
+        what = f"pay what is still due on {result.certificate_id} ({result.still_due})"
     return (
-        f"started {result.refund_id} again to pay what is still due on {result.certificate_id} "
-        f"({result.still_due}); follow it with `refunds status {result.refund_id} --wait`"
+        f"started {result.refund_id} again to {what}; "
+        f"follow it with `refunds status {result.refund_id} --wait`"
     )

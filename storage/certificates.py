@@ -127,15 +127,23 @@ class CertificateStore:
             raise StatusConflictError(f"certificate {certificate_id} is {row['status']}")
 
     def restore(self, certificate_id: str, refund_id: str) -> CertificateStatus:
-        """End ``refund_id``'s hold: the status from before it, unless the certificate was revoked
-        or refunded meanwhile (then the hold ends and that status stays). Returns the status."""
+        """End ``refund_id``'s hold: the status from before it. Returns the status after.
+
+        Never makes usable again a certificate that ``refund_id`` itself revoked or whose order it
+        cancelled (money may be on its way back): that hold stays, and the status says
+        ``refund_pending`` or ``revoked``. If another party revoked or refunded the certificate
+        meanwhile, the hold ends and that status stays.
+        """
+        values = {"certificate": certificate_id, "refund": refund_id, "now": _now()}
         with self.engine.begin() as conn:
-            restored = conn.execute(
-                _RESTORE, {"certificate": certificate_id, "refund": refund_id, "now": _now()}
-            )
+            restored = conn.execute(_RESTORE, values)
             row = self._row(conn, certificate_id)
             if restored.rowcount == 0 and row["pending_refund_id"] == refund_id:
-                self._set(conn, certificate_id, status_before_refund=None, pending_refund_id=None)
+                released = conn.execute(_RELEASED_BY, values).first() is not None
+                if not released:
+                    self._set(
+                        conn, certificate_id, status_before_refund=None, pending_refund_id=None
+                    )
             return CertificateStatus(row["status"])
 
     def mark_refunded(self, certificate_id: str, refund_id: str) -> CertificateStatus:
@@ -302,12 +310,33 @@ _HOLD = (
 )
 """Hold a usable certificate no refund holds (``SET`` reads the row's old status)."""
 
+_RELEASED_BY = (
+    select(orders.c.order_id)
+    .where(
+        orders.c.certificate_id == bindparam("certificate"),
+        orders.c.cancelled_by == bindparam("refund"),
+    )
+    .union_all(
+        select(revocations.c.certificate_id).where(
+            revocations.c.certificate_id == bindparam("certificate"),
+            revocations.c.refund_id == bindparam("refund"),
+        )
+    )
+)
+"""A row when the refund cancelled the certificate's order or revoked it."""
+
 _RESTORE = (
     update(certificates)
     .where(
         certificates.c.certificate_id == bindparam("certificate"),
         certificates.c.status == CertificateStatus.REFUND_PENDING,
         certificates.c.pending_refund_id == bindparam("refund"),
+        ~select(orders.c.order_id)
+        .where(
+            orders.c.certificate_id == bindparam("certificate"),
+            orders.c.cancelled_by == bindparam("refund"),
+        )
+        .exists(),
     )
     .values(
         status=certificates.c.status_before_refund,

@@ -74,10 +74,13 @@ class RefundBalance:
 
     @property
     def problem(self) -> str | None:
+        """``orphaned_hold``: held, or released with money still due, and no refund runs;
+        ``divergent``: money returned, nothing still due or held, yet not refunded."""
         if self.running is not False or not self.unsettled:
             return None
-        held = self.status == CertificateStatus.REFUND_PENDING
-        if held or (self.released and self.returned < self.due):
+        if self.released:
+            return ORPHANED_HOLD if self.returned < self.due else DIVERGENT
+        if self.status == CertificateStatus.REFUND_PENDING:
             return ORPHANED_HOLD
         return DIVERGENT
 

@@ -1,16 +1,23 @@
-"""What operators did with ``refunds repair``: one row per repair, kept with the certificate."""
+"""What operators did with ``refunds repair``: one row per repair, kept with the certificate.
+
+The row is written before the repair run starts, and the run claims it: a repair order sent to
+Temporal by anyone else finds no row to claim and changes nothing.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 
 from storage.schema import repairs
 
-RELEASED = "released"
-COMPLETION = "completion"
+RELEASED = "release"
+COMPLETION = "complete"
+NOT_STARTED = "not started"
+CLAIM_WINDOW = timedelta(minutes=10)
+"""How long a recorded repair order waits for its run to claim it."""
 
 
 @dataclass(frozen=True)
@@ -21,15 +28,72 @@ class Repair:
     operator: str
     note: str
     at: datetime
+    claimed_by_run: str | None = None
 
 
 def record_repair(
     engine: Engine, certificate_id: str, refund_id: str, action: str, operator: str, note: str
-) -> Repair:
-    done = Repair(certificate_id, refund_id, action, operator, note, datetime.now(UTC))
+) -> int:
+    """Record an operator's repair order; returns its row id."""
     with engine.begin() as conn:
-        conn.execute(insert(repairs).values(**done.__dict__))
-    return done
+        inserted = conn.execute(
+            insert(repairs).values(
+                certificate_id=certificate_id,
+                refund_id=refund_id,
+                action=action,
+                operator=operator,
+                note=note,
+                at=datetime.now(UTC),
+            )
+        )
+        key = inserted.inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+
+def abandon_repair(engine: Engine, repair_id: int) -> None:
+    """The run could not start: the order must never be claimed by a later one."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(repairs).where(repairs.c.id == repair_id).values(claimed_by_run=NOT_STARTED)
+        )
+
+
+def claim_repair(
+    engine: Engine,
+    refund_id: str,
+    certificate_id: str,
+    operator: str,
+    action: str,
+    run_id: str,
+    now: datetime | None = None,
+) -> bool:
+    """Claim the latest unclaimed matching order recorded within ``CLAIM_WINDOW`` for ``run_id``
+    (true again for the same run, so a retried activity agrees)."""
+    since = (now or datetime.now(UTC)) - CLAIM_WINDOW
+    match = (
+        repairs.c.refund_id == refund_id,
+        repairs.c.certificate_id == certificate_id,
+        repairs.c.operator == operator,
+        repairs.c.action == action,
+    )
+    with engine.begin() as conn:
+        latest = (
+            select(repairs.c.id)
+            .where(*match, repairs.c.claimed_by_run.is_(None), repairs.c.at >= since)
+            .order_by(repairs.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        claimed = conn.execute(
+            update(repairs)
+            .where(repairs.c.id == latest, repairs.c.claimed_by_run.is_(None))
+            .values(claimed_by_run=run_id)
+        )
+        if claimed.rowcount == 1:
+            return True
+        mine = select(repairs.c.id).where(*match, repairs.c.claimed_by_run == run_id)
+        return conn.execute(mine).first() is not None
 
 
 def repairs_of(engine: Engine, certificate_id: str) -> list[Repair]:
@@ -43,6 +107,7 @@ def repairs_of(engine: Engine, certificate_id: str) -> list[Repair]:
                 operator=row["operator"],
                 note=row["note"],
                 at=row["at"],
+                claimed_by_run=row["claimed_by_run"],
             )
             for row in conn.execute(query).mappings()
         ]

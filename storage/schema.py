@@ -124,8 +124,10 @@ repairs = Table(
     Column("operator", String(64), nullable=False),
     Column("note", Text, nullable=False),
     Column("at", UTCDateTime, nullable=False),
+    Column("claimed_by_run", String(64)),
 )
-"""What operators did with ``refunds repair`` to refunds that ended without finishing."""
+"""What operators did with ``refunds repair`` to refunds that ended without finishing; the repair
+run claims its row (a workflow started with a repair order and no row does nothing)."""
 
 support_tickets = Table(
     "support_tickets",

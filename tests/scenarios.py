@@ -19,9 +19,12 @@ from tests.harness import Harness
 from workflows.models import (
     ActionResult,
     ApproveInput,
+    Assessment,
     CancelInput,
+    CarriedState,
     Channel,
     OperatorInput,
+    RefundRequest,
     RefundState,
     RejectInput,
 )
@@ -246,6 +249,40 @@ async def completed_by_repair(harness: Harness) -> Handle:
         return repaired
 
 
+async def released_by_repair(harness: Harness) -> Handle:
+    issued = _ago(5)
+    handle = await harness.submit(certificate("h-release", purchased_at=issued, issued_at=issued))
+    await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
+    await handle.terminate("an operator stopped it")
+    settings = harness.settings.model_copy(update={"task_queue": harness.task_queue})
+    refunds = RefundClient(harness.client, settings)
+    await repair(refunds, harness.store.engine, "h-release", "operator-1", "stopped by mistake")
+    run_id = (await harness.client.get_workflow_handle(handle.id).describe()).run_id
+    return harness.handle(handle.id, run_id=run_id)
+
+
+async def forged_continuation(harness: Harness) -> Handle:
+    cert = _review_cert("h-forged")
+    harness.store.seed([cert])
+    carried = CarriedState(
+        state=RefundState.VALIDATING_APPLICATION,
+        submitted_at=_ago(0),
+        certificate=cert,
+        assessment=Assessment(decision=None, review_deadline=_ago(-1), operators=["forger"]),
+        legs=[],
+        audit=[],
+    )
+    request = RefundRequest(
+        certificate_id="h-forged", requester="user-1", reason="no_longer_needed", carried=carried
+    )
+    return await harness.client.start_workflow(
+        RefundWorkflow.run,
+        request,
+        id=f"refund-h-forged-{uuid.uuid4().hex[:6]}",
+        task_queue=harness.task_queue,
+    )
+
+
 async def rejected_for_bad_data(harness: Harness) -> Handle:
     return await harness.submit(certificate("h-bad-data", purchased_at=_ago(-2)))
 
@@ -306,7 +343,9 @@ SCENARIOS: dict[str, Scenario] = {
     "cancellation_refused_in_needs_attention": cancellation_refused_in_needs_attention,
     "rerun_after_reset": rerun_after_reset,
     "completed_by_repair": completed_by_repair,
+    "released_by_repair": released_by_repair,
     "rejected_for_bad_data": rejected_for_bad_data,
+    "forged_continuation": forged_continuation,
     "payment_outage_then_retried": payment_outage_then_retried,
     "approval_refused_by_recheck": approval_refused_by_recheck,
     "continued_as_new": continued_as_new,

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from starter.books import books, repair
 from starter.client import RefundClient
 from starter.errors import UserError
+from storage.repairs import repairs_of
 from storage.schema import notifications
 from tests.factories import alipay_return, certificate
 from tests.gateways import ChannelDown
@@ -132,8 +133,14 @@ async def test_a_refund_terminated_in_review_is_an_orphaned_hold_that_repair_rel
     done = await repair(
         refunds, harness.store.engine, cert.certificate_id, "operator-1", "terminated by mistake"
     )
-    assert done.action == "released" and done.status == "issued"
+    assert (done.action, done.refund_id) == ("release", handle.id)
+    released = await harness.result(harness.handle(handle.id))
+    assert released.state is RefundState.CANCELLED and released.decided_by == "operator-1"
+    assert "hold released by an operator" in [e.action for e in released.audit]
     assert harness.store.get(cert.certificate_id).status == "issued"
+    assert harness.ledger.entries() == []
+    [order] = repairs_of(harness.store.engine, cert.certificate_id)
+    assert order.claimed_by_run == (await harness.handle(handle.id).describe()).run_id
     found = await books(refunds, harness.store.engine)
     assert (found.orphaned_holds, found.divergent) == (0, 0)
     with pytest.raises(UserError, match="needs no repair"):
@@ -172,7 +179,7 @@ async def test_a_refund_terminated_half_paid_is_completed_by_repair_paying_only_
         done = await repair(
             refunds, harness.store.engine, cert.certificate_id, "operator-1", "bank is back"
         )
-        assert done.action == "completion" and done.still_due == 50
+        assert done.action == "complete" and done.still_due == 50
         status = await harness.result(harness.handle(handle.id))
     assert status.state is RefundState.REFUNDED
     assert status.decided_by == "operator-1"

@@ -154,3 +154,56 @@ def test_a_return_keeps_one_transaction_id_per_key(store):
         first.transaction_id,
         other.transaction_id,
     ]
+
+
+def test_a_hold_is_never_restored_once_its_refund_cancelled_the_order_or_revoked(store):
+    from activities.sandbox import SandboxCertificateAuthority
+
+    store.seed(
+        [
+            certificate("cas-u", purchased_at=PURCHASED),
+            certificate("cas-i", purchased_at=PURCHASED, issued_at=PURCHASED),
+        ]
+    )
+    store.mark_refund_pending("cas-u", "r1")
+    store.cancel_order("cas-u", "r1")
+    assert store.restore("cas-u", "r1") == "refund_pending"
+    assert (store.get("cas-u").held_by, store.get("cas-u").released_by) == ("r1", "r1")
+    store.mark_refund_pending("cas-i", "r2")
+    SandboxCertificateAuthority(store.engine, store).revoke("cas-i", "r2")
+    assert store.restore("cas-i", "r2") == "revoked"
+    assert (store.get("cas-i").held_by, store.get("cas-i").released_by) == ("r2", "r2")
+
+
+def test_a_hold_ends_when_another_party_revoked_the_certificate(store):
+    from activities.sandbox import SandboxCertificateAuthority
+
+    store.seed([certificate("cas-1", purchased_at=PURCHASED, issued_at=PURCHASED)])
+    store.mark_refund_pending("cas-1", "r1")
+    SandboxCertificateAuthority(store.engine, store).revoke("cas-1", "ca-console")
+    assert store.restore("cas-1", "r1") == "revoked"
+    assert store.get("cas-1").held_by is None
+
+
+def test_a_repair_order_is_claimed_once_by_one_run_within_its_window(store):
+    from datetime import timedelta
+
+    from storage.repairs import abandon_repair, claim_repair, record_repair, repairs_of
+
+    store.seed([certificate("cas-1", purchased_at=PURCHASED)])
+    args = ("refund-cas-1", "cas-1", "op-1", "complete")
+    assert not claim_repair(store.engine, *args, "run-0")  # nothing recorded
+    stale = record_repair(store.engine, "cas-1", "refund-cas-1", "complete", "op-1", "n")
+    abandon_repair(store.engine, stale)
+    assert not claim_repair(store.engine, *args, "run-1")  # an abandoned order never counts
+    record_repair(store.engine, "cas-1", "refund-cas-1", "complete", "op-1", "n")
+    later = repairs_of(store.engine, "cas-1")[-1].at + timedelta(minutes=11)
+    assert not claim_repair(store.engine, *args, "run-1", now=later)  # too old
+    assert not claim_repair(store.engine, "refund-cas-1", "cas-1", "op-2", "complete", "run-1")
+    assert claim_repair(store.engine, *args, "run-1")
+    assert claim_repair(store.engine, *args, "run-1")  # the same run, retried
+    assert not claim_repair(store.engine, *args, "run-2")
+    assert [r.claimed_by_run for r in repairs_of(store.engine, "cas-1")] == [
+        "not started",
+        "run-1",
+    ]

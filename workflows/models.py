@@ -322,10 +322,13 @@ class SupportContact(BaseModel):
 
 
 class RepairOrder(BaseModel):
-    """An operator completing the books of a refund that ended without finishing (terminated)."""
+    """An operator settling what a refund that ended without finishing (terminated) left: release
+    its hold, or complete the books. Valid only with the order ``refunds repair`` recorded in the
+    system of record, which the workflow claims before acting."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    action: Literal["release", "complete"] = "complete"
     operator: Identifier
     note: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT)
@@ -524,6 +527,14 @@ class Recheck(BaseModel):
     rule: RuleId | None = None
     """The rule that forbids paying now, or ``None``."""
     explanation: str = ""
+
+
+class RepairClaim(BaseModel):
+    refund_id: str
+    certificate_id: str
+    operator: str
+    action: str
+    run_id: str
 
 
 class CancellationLookup(BaseModel):

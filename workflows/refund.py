@@ -22,6 +22,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RawValue
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.refund_activities import RefundActivities
@@ -41,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         RejectInput,
         ReviewAction,
     )
-    from workflows.payout import NeedsAttentionError, Payout
+    from workflows.payout import NeedsAttentionError, Payout, cause
     from workflows.progress import RefundProgress
     from workflows.review_desk import TEMPORAL_CANCELLATION, ReviewDesk
     from workflows.search_attributes import (
@@ -63,8 +64,8 @@ for a person, and a long history continues as new. Runs started before keep thei
 
 DEADLINE_ACTOR = "review-deadline"
 ALREADY_RELEASED = (
-    "this refund had already revoked the certificate or cancelled its order (a re-run after a "
-    "reset), so it completes and pays only what is still due"
+    "this refund had already revoked the certificate or cancelled its order, so it completes "
+    "and pays only what is still due"
 )
 
 
@@ -72,10 +73,14 @@ ALREADY_RELEASED = (
 class RefundWorkflow:
     @workflow.init
     def __init__(self, request: RefundRequest) -> None:
-        refund_id = workflow.info().workflow_id
-        if request.carried is not None:
+        info = workflow.info()
+        refund_id = info.workflow_id
+        self._forged = request.carried is not None and info.continued_run_id is None
+        """Only the refund itself passes its state on (continue-as-new); a client cannot."""
+        if request.carried is not None and not self._forged:
             self._progress = RefundProgress.carried_over(refund_id, request)
         else:
+            request = request.model_copy(update={"carried": None})
             self._progress = RefundProgress(refund_id, request, submitted_at=workflow.now())
             self._progress.record(
                 request.requester, "submitted", detail=f"reason {request.reason.value}"
@@ -90,7 +95,8 @@ class RefundWorkflow:
     async def run(self, request: RefundRequest) -> RefundStatus:
         self._steps.local_load = workflow.patched(ONE_VISIBILITY_UPDATE)
         self._operator_proof = workflow.patched(OPERATOR_PROOF)
-        body = asyncio.ensure_future(self._body(request.carried))
+        carried = None if self._forged else request.carried
+        body = asyncio.ensure_future(self._body(carried))
         while not body.done():
             try:
                 # Shielded: a cancellation request reaches only this loop, never a refund step.
@@ -118,25 +124,33 @@ class RefundWorkflow:
         await self._desk.cancellation_audited()
 
     async def _decide_and_act(self) -> None:
-        progress, steps = self._progress, self._steps
+        progress, steps, desk = self._progress, self._steps, self._desk
         request = progress.request
+        if self._forged:
+            await self._refuse_early(
+                "this run's input carries another run's state, which only "
+                "the refund itself passes on"
+            )
+            return
         certificate = await steps.load_certificate()
         if certificate is None:
-            steps.set_state(RefundState.REJECTED)
+            await self._refuse_early(progress.rejection_reason or "")
             return
         progress.certificate = certificate
         if request.repair is None and request.requester != certificate.owner:
-            progress.reject_because(
+            await self._refuse_early(
                 f"{request.requester} does not own certificate {certificate.certificate_id}"
             )
-            steps.set_state(RefundState.REJECTED)
             return
         self._support_ticket = steps.open_support_ticket()
         released = self._operator_proof and steps.released_by_this_refund(certificate)
-        resume = released and (request.repair is not None or _is_rerun())
+        unfinished = certificate.status is not CertificateStatus.REFUNDED
+        resume = released and (request.repair is not None or _is_rerun() or unfinished)
+        held = self._operator_proof and certificate.held_by == progress.refund_id
         assessment = await steps.assess(certificate, resume=resume or request.repair is not None)
         if assessment is None:
-            await self._reject(RULES_ACTOR, progress.rejection_reason or "", restore=False)
+            desk.settle_early_cancellation("the certificate's data stopped the refund first")
+            await self._reject(RULES_ACTOR, progress.rejection_reason or "", restore=held)
             return
         progress.assessment = assessment
         progress.legs = steps.initial_legs(certificate, assessment)
@@ -147,20 +161,30 @@ class RefundWorkflow:
             ]
         )
         decision = assessment.decision
-        held = self._operator_proof and certificate.held_by == progress.refund_id
         if request.repair is not None:
+            desk.settle_early_cancellation("an operator's repair is settling this refund")
             await self._repair(released)
         elif resume or decision is None:
-            await self._resume(SYSTEM, "re-run after reset: " + ALREADY_RELEASED)
+            desk.settle_early_cancellation("this refund had already released the certificate")
+            why = "re-run after reset: " if _is_rerun() else "a new request resumes it: "
+            await self._resume(SYSTEM, why + ALREADY_RELEASED)
         elif decision.outcome is Outcome.DENIED:
+            desk.settle_early_cancellation(f"the rules denied the request ({decision.rule.value})")
             await self._reject(RULES_ACTOR, decision.explanation, restore=held)
-        elif self._desk.review is not None:  # cancelled through Temporal before the rules decided
+        elif desk.review is not None:  # cancelled through Temporal before the rules decided
+            desk.settle_early_cancellation(None)
             await self._cancel(hold=held)
         elif decision.outcome is Outcome.AUTO_APPROVE:
             progress.decided_by = RULES_ACTOR
             await self._refund(revoke=False)
         else:
             await self._review_request(assessment)
+
+    async def _refuse_early(self, reason: str) -> None:
+        """Rejected before the rules could decide: nothing was held, nothing is notified."""
+        self._desk.settle_early_cancellation(f"the request was rejected first: {reason}")
+        self._progress.reject_because(reason)
+        self._steps.set_state(RefundState.REJECTED)
 
     # What people send: signals take any number of arguments, so that no payload a client can
     # send makes a handler raise; whatever arrives is checked, and audited if refused.
@@ -285,6 +309,9 @@ class RefundWorkflow:
             if verdict.refused:
                 await self._reject(RULES_ACTOR, verdict.reason, restore=verdict.restore)
                 return
+            self._progress.decided_by = reviewer
+            await self._refund(revoke=_revoke(verdict.revoke, self._steps.revoke_required()))
+            return
         self._progress.decided_by = reviewer
         await self._refund(revoke=self._steps.revoke_required())
 
@@ -300,7 +327,7 @@ class RefundWorkflow:
             await self._reject(DEADLINE_ACTOR, verdict.reason, restore=verdict.restore)
         elif assessment.timeout_action == "approve":
             progress.decided_by = DEADLINE_ACTOR
-            await self._refund(revoke=steps.revoke_required())
+            await self._refund(revoke=_revoke(verdict.revoke, steps.revoke_required()))
         else:
             await self._reject(
                 DEADLINE_ACTOR, "no reviewer decided before the review deadline", restore=True
@@ -333,11 +360,12 @@ class RefundWorkflow:
         """Give the certificate back its status; ``False`` when this refund had already revoked
         it or cancelled its order (a re-run after a reset): then the refund must complete."""
         steps = self._steps
-        status = await steps.run(RefundActivities.restore_certificate)
-        if not self._operator_proof or status not in (
-            CertificateStatus.REVOKED,
-            CertificateStatus.REFUNDED,
-        ):
+        try:
+            status = await steps.run(RefundActivities.restore_certificate)
+        except ActivityError as err:
+            self._progress.record(SYSTEM, "certificate not restored", False, cause(err))
+            return True
+        if not self._operator_proof or status in (CertificateStatus.PAID, CertificateStatus.ISSUED):
             return True
         certificate = await steps.load_certificate()
         return certificate is None or not steps.released_by_this_refund(certificate)
@@ -351,16 +379,28 @@ class RefundWorkflow:
         await self._refund(revoke=False)
 
     async def _repair(self, released: bool) -> None:
-        """``refunds repair``: an operator completes the books of a refund that was terminated."""
+        """``refunds repair``: an operator settles what a terminated refund left behind."""
         progress = self._progress
         repair = progress.request.repair
         assert repair is not None and progress.assessment is not None
+        refusal = None
         if repair.operator not in progress.assessment.operators:
-            await self._reject(
-                repair.operator, f"{repair.operator} is not on the operator list", restore=False
-            )
+            refusal = f"{repair.operator} is not on the operator list"
+        elif not await self._steps.claim_repair_order(repair):
+            refusal = "no matching repair order was recorded by `refunds repair`"
+        if refusal is not None:
+            await self._reject(repair.operator, refusal, restore=False)
             return
         progress.decided_by = repair.operator
+        if repair.action == "release" and not released:
+            progress.record(repair.operator, "hold released by an operator", detail=repair.note)
+            if await self._release_hold():
+                progress.close_unpaid_legs("the hold was released by an operator")
+                self._steps.set_state(RefundState.CANCELLED)
+                await self._steps.notify(repair.note)
+                return
+            await self._resume(SYSTEM, "not released: " + ALREADY_RELEASED)
+            return
         progress.record(repair.operator, "books completed by an operator", detail=repair.note)
         progress.certificate_released = released
         await self._refund(revoke=self._steps.revoke_required())
@@ -421,6 +461,11 @@ class RefundWorkflow:
             and (self._support_ticket is None or self._support_ticket.done())
             and self._desk.cancellation_settled
         )
+
+
+def _revoke(now: bool | None, decided: bool) -> bool:
+    """Revoke if the certificate is issued now (it may have been issued during the review)."""
+    return decided if now is None else now
 
 
 def _is_rerun() -> bool:

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         ActionResult,
         CancellationLookup,
         OperatorInput,
+        RefundState,
         ReviewAction,
         shown_id,
     )
@@ -56,6 +57,8 @@ class Cancellation:
     at: datetime
     reason: str
     refusal: str | None
+    final: bool
+    """Whether the request's fate is known (before the rules decide, the refund's path decides)."""
     audited: asyncio.Task[None] | None = None
 
 
@@ -156,9 +159,23 @@ class ReviewDesk:
             at=workflow.now(),
             reason=bounded(workflow.cancellation_reason() or "", 500),
             refusal=refusal,
+            final=refusal is not None or self.progress.state is not RefundState.SUBMITTED,
         )
         cancellation.audited = asyncio.ensure_future(self._audit(cancellation))
         self.cancellation = cancellation
+
+    def settle_early_cancellation(self, refusal: str | None) -> None:
+        """A cancellation asked before the rules decided stands (``None``) or is refused: the
+        refund's path decides, once it is known."""
+        cancellation = self.cancellation
+        if cancellation is None or cancellation.final:
+            return
+        cancellation.final = True
+        if refusal is not None:
+            cancellation.refusal = refusal
+            if self.cancelled_through_temporal:
+                self.review = None
+                self.progress.decision_pending = False
 
     @property
     def cancellation_settled(self) -> bool:
@@ -185,6 +202,11 @@ class ReviewDesk:
             identity = found.identity or NO_IDENTITY
         except ActivityError as err:
             workflow.logger.warning("cancellation sender unknown", extra={"error": cause(err)})
+        await workflow.wait_condition(
+            lambda: cancellation.final or self.progress.state is not RefundState.SUBMITTED
+        )
+        if not cancellation.final:  # a path the refund took without settling it
+            cancellation.refusal = f"the refund went on ({self.progress.state.value})"
         given = f"reason given: {cancellation.reason}" if cancellation.reason else ""
         detail = "; ".join(part for part in (cancellation.refusal or "", given) if part)
         self.progress.record_at(

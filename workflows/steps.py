@@ -27,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
         LegStatus,
         Outcome,
         RefundState,
+        RepairClaim,
+        RepairOrder,
         SupportTicketRequest,
     )
     from workflows.payout import RECORD_RETRY, RECORD_TIMEOUT, cause
@@ -44,7 +46,9 @@ class Verdict:
 
     reason: str = ""
     restore: bool = True
-    """Whether the certificate can be given back (it could be loaded)."""
+    """Whether to give the certificate back on a refusal (before v3: only if it could be loaded)."""
+    revoke: bool | None = None
+    """Whether paying means revoking, from the certificate as it is now (``None``: as decided)."""
 
     @property
     def refused(self) -> bool:
@@ -130,11 +134,11 @@ class RefundSteps:
         progress = self.progress
         certificate = await self.load_certificate()
         if certificate is None:
-            return Verdict(progress.rejection_reason or "", restore=False)
+            return Verdict(progress.rejection_reason or "the certificate could not be loaded")
         if self.released_by_this_refund(certificate):
             progress.certificate_released = True
             progress.record(SYSTEM, "re-checked: this refund had already released the certificate")
-            return Verdict()
+            return Verdict(revoke=certificate.issued)
         try:
             recheck = await workflow.execute_local_activity_method(
                 AssessmentActivities.recheck,
@@ -146,7 +150,7 @@ class RefundSteps:
             return Verdict(cause(err))
         if recheck.rule is None:
             progress.record(RULES_ACTOR, "re-checked: still refundable")
-            return Verdict()
+            return Verdict(revoke=certificate.issued)
         progress.record(
             RULES_ACTOR, f"re-checked: {recheck.rule.value}", detail=recheck.explanation
         )
@@ -162,7 +166,8 @@ class RefundSteps:
         if decision is None:
             return Verdict(self.progress.rejection_reason or "", restore=True)
         self.progress.record(RULES_ACTOR, "re-checked at the deadline", detail=decision.rule.value)
-        return Verdict(decision.explanation if decision.outcome is Outcome.DENIED else "")
+        refused = decision.explanation if decision.outcome is Outcome.DENIED else ""
+        return Verdict(refused, revoke=decision.revoke_required)
 
     def open_support_ticket(self) -> asyncio.Future[str] | None:
         request = self.progress.request
@@ -204,6 +209,23 @@ class RefundSteps:
             start_to_close_timeout=RECORD_TIMEOUT,
             retry_policy=RECORD_RETRY,
         )
+
+    async def claim_repair_order(self, repair: RepairOrder) -> bool:
+        """Whether ``refunds repair`` recorded this order; this run then holds it."""
+        progress = self.progress
+        claimed: bool = await workflow.execute_activity_method(
+            RefundActivities.claim_repair_order,
+            RepairClaim(
+                refund_id=progress.refund_id,
+                certificate_id=progress.request.certificate_id,
+                operator=repair.operator,
+                action=repair.action,
+                run_id=workflow.info().run_id,
+            ),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+        return claimed
 
     async def run(self, activity: Any) -> Any:
         """A system-of-record step on this refund's certificate (its name says what it does)."""
