@@ -93,8 +93,10 @@ class RefundWorkflow:
 
     @workflow.run
     async def run(self, request: RefundRequest) -> RefundStatus:
-        self._steps.local_load = workflow.patched(ONE_VISIBILITY_UPDATE)
+        # v3 includes v2: a new run records one patch marker (each also upserts a search
+        # attribute), and a v2 run replays with its own marker.
         self._operator_proof = workflow.patched(OPERATOR_PROOF)
+        self._steps.local_load = self._operator_proof or workflow.patched(ONE_VISIBILITY_UPDATE)
         carried = None if self._forged else request.carried
         body = asyncio.ensure_future(self._body(carried))
         while not body.done():
