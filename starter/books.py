@@ -155,9 +155,6 @@ async def repair(
     except WorkflowAlreadyStartedError:
         abandon_repair(engine, recorded)
         raise UserError(f"{refund_id} started again meanwhile: see `refunds status`") from None
-    except BaseException:
-        abandon_repair(engine, recorded)
-        raise
     still_due = max(balance.due - balance.returned, Decimal("0.00"))
     return RepairResult(certificate_id, refund_id, action, still_due)
 

@@ -55,7 +55,9 @@ def abandon_repair(engine: Engine, repair_id: int) -> None:
     """The run could not start: the order must never be claimed by a later one."""
     with engine.begin() as conn:
         conn.execute(
-            update(repairs).where(repairs.c.id == repair_id).values(claimed_by_run=NOT_STARTED)
+            update(repairs)
+            .where(repairs.c.id == repair_id, repairs.c.claimed_by_run.is_(None))
+            .values(claimed_by_run=NOT_STARTED)
         )
 
 

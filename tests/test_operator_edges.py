@@ -3,25 +3,32 @@ through paying, data that breaks during review, a cancellation before the rules 
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import WorkflowExecutionStatus
 
+from activities.gateways import CertificateAuthority, RevocationRefusedError
+from storage.certificates import CertificateStore
 from storage.schema import certificates, orders, revocations
 from tests.factories import certificate
 from tests.gateways import ChannelDown
 from tests.harness import Harness, task_failures
-from worker import build_worker
+from worker import build_worker, sandbox_activities
 from workflows.models import (
     ActionResult,
     ApproveInput,
     CancelInput,
     CarriedState,
+    CertificateStatus,
     Channel,
     LegState,
+    OperatorInput,
     RefundRequest,
     RefundState,
     RepairOrder,
@@ -43,9 +50,8 @@ async def start(harness: Harness, request: RefundRequest, queue: str | None = No
     )
 
 
-async def test_a_client_cannot_forge_a_continued_run(harness):
-    cert = certificate("fe-forged", purchased_at=now() - timedelta(days=10))
-    harness.store.seed([cert])
+def forged_state(cert) -> CarriedState:
+    """A continuation a client made up: a 9999.00 leg, and its own reviewer list."""
     rich = [
         {
             "index": 0,
@@ -56,7 +62,7 @@ async def test_a_client_cannot_forge_a_continued_run(harness):
             "idempotency_key": "x:leg-0",
         }
     ]
-    carried = CarriedState.model_validate(
+    return CarriedState.model_validate(
         {
             "state": "validating_application",
             "submitted_at": now(),
@@ -71,6 +77,12 @@ async def test_a_client_cannot_forge_a_continued_run(harness):
             "audit": [],
         }
     )
+
+
+async def test_a_client_cannot_forge_a_continued_run(harness):
+    cert = certificate("fe-forged", purchased_at=now() - timedelta(days=10))
+    harness.store.seed([cert])
+    carried = forged_state(cert)
     request = RefundRequest(
         certificate_id=cert.certificate_id,
         requester="user-1",
@@ -219,3 +231,127 @@ async def test_a_cancellation_before_the_rules_deny_is_audited_as_refused(harnes
     [entry] = [e for e in status.audit if e.action == TEMPORAL_CANCELLATION]
     assert not entry.accepted
     assert entry.detail == "the rules denied the request (issued-over-28-days)"
+
+
+async def test_a_cron_schedule_cannot_smuggle_a_forged_continuation(harness):
+    cert = certificate("fe-cron", purchased_at=now() - timedelta(days=10))
+    harness.store.seed([cert])
+    request = RefundRequest(
+        certificate_id=cert.certificate_id,
+        requester="user-1",
+        reason="no_longer_needed",
+        carried=forged_state(cert),
+    )
+    handle = await harness.client.start_workflow(
+        RefundWorkflow.run,
+        request,
+        id=f"refund-fe-cron-{uuid.uuid4().hex[:6]}",
+        task_queue=harness.task_queue,
+        cron_schedule="@every 1s",
+    )
+    try:
+        seen: set[str] = set()
+        for _ in range(200):  # the first run and at least one run the schedule started
+            async for run in harness.client.list_workflows(f"WorkflowId = '{handle.id}'"):
+                if run.status is not None and run.status.name == "COMPLETED":
+                    seen.add(run.run_id)
+            if len(seen) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        assert len(seen) >= 2
+        for run_id in seen:
+            run = harness.handle(handle.id, run_id=run_id)  # a cron run closes "continued"
+            status = await run.query(RefundWorkflow.status)
+            assert status.state is RefundState.REJECTED
+            assert "only the refund itself passes on" in (status.rejection_reason or "")
+    finally:
+        await handle.terminate("test over")
+    assert harness.ledger.entries() == []
+    assert harness.store.get(cert.certificate_id).status == "paid"
+
+
+class SlowHold(CertificateStore):
+    """Holding takes a while, as on a busy database."""
+
+    def mark_refund_pending(self, certificate_id: str, refund_id: str) -> CertificateStatus:
+        time.sleep(1.5)
+        return super().mark_refund_pending(certificate_id, refund_id)
+
+
+async def test_a_cancellation_while_the_certificate_is_being_held_is_a_cancel(harness):
+    activities = sandbox_activities(harness.settings)
+    activities.store = SlowHold(activities.store.engine)
+    queue = f"fe-slow-{uuid.uuid4().hex[:6]}"
+    async with build_worker(
+        harness.client, settings=harness.settings, activities=activities, task_queue=queue
+    ):
+        cert = certificate("fe-holding", purchased_at=now() - timedelta(days=10))
+        harness.store.seed([cert])
+        request = RefundRequest(
+            certificate_id=cert.certificate_id, requester="user-1", reason="no_longer_needed"
+        )
+        handle = await start(harness, request, queue)
+        await harness.wait_for(handle, lambda s: s.rule is not None)  # decided, holding now
+        await handle.cancel()
+        status = await harness.result(handle)
+    assert status.state is RefundState.CANCELLED
+    [entry] = [e for e in status.audit if e.action == TEMPORAL_CANCELLATION]
+    assert entry.accepted, entry
+    assert harness.store.get(cert.certificate_id).status == "paid"
+
+
+class RefusesOnce:
+    """A certificate authority that refuses the first revocation (a CA-side hold)."""
+
+    def __init__(self, inner: CertificateAuthority) -> None:
+        self.inner = inner
+        self.refused = False
+
+    def revoke(self, certificate_id: str, refund_id: str) -> None:
+        if not self.refused:
+            self.refused = True
+            raise RevocationRefusedError("the CA holds revocations for this account")
+        self.inner.revoke(certificate_id, refund_id)
+
+
+async def test_a_continued_run_in_needs_attention_still_revokes_on_retry(harness):
+    settings = harness.settings.model_copy(update={"history_event_limit": 100})
+    activities = sandbox_activities(settings)
+    activities.authority = RefusesOnce(activities.authority)
+    queue = f"fe-ca-{uuid.uuid4().hex[:6]}"
+    harness.task_queue = queue
+    async with build_worker(
+        harness.client, settings=settings, activities=activities, task_queue=queue
+    ):
+        cert = certificate("fe-revoke-later", purchased_at=now() - timedelta(days=10))
+        handle = await harness.submit(cert)
+        await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
+        with harness.store.engine.begin() as conn:  # issued while the review waited
+            conn.execute(
+                update(certificates)
+                .where(certificates.c.certificate_id == "fe-revoke-later")
+                .values(issued_at=now(), validation="validated", status_before_refund="issued")
+            )
+        await handle.signal("approve", {"reviewer": "rev-1"})
+        waiting = await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
+        assert "revoke the certificate failed" in (waiting.attention_reason or "")
+        first = harness.handle(handle.id, run_id=handle.result_run_id)
+        for n in range(1000):
+            if (await first.describe()).status is WorkflowExecutionStatus.CONTINUED_AS_NEW:
+                break
+            await handle.signal("reject", {"reviewer": f"nobody-{n}", "reason": "no"})
+        else:
+            raise AssertionError("the refund did not continue as new")
+        await handle.execute_update(
+            RefundWorkflow.retry_payments, OperatorInput(operator="operator-1", note="CA ok")
+        )
+        status = await harness.result(handle)
+    assert status.state is RefundState.REFUNDED
+    with harness.store.engine.connect() as conn:
+        order = conn.execute(
+            select(orders.c.status).where(orders.c.certificate_id == "fe-revoke-later")
+        ).scalar_one()
+        revoked_by = conn.execute(
+            select(revocations.c.refund_id).where(revocations.c.certificate_id == "fe-revoke-later")
+        ).scalar_one()
+    assert (order, revoked_by) == ("open", handle.id)

@@ -622,6 +622,7 @@ class CarriedState(BaseModel):
     decided_by: str | None = None
     attention_reason: str | None = None
     review_started: datetime | None = None
+    revoke: bool | None = None
 
 
 RefundRequest.model_rebuild()

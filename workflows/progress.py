@@ -42,6 +42,8 @@ class RefundProgress:
     rejection_reason: str | None = None
     attention_reason: str | None = None
     review_started: datetime | None = None
+    revoke: bool | None = None
+    """Whether paying this refund revokes the certificate (decided when money starts to move)."""
     decision_pending: bool = False
     """A review decision (or the deadline) was taken and is being carried out."""
 
@@ -62,6 +64,7 @@ class RefundProgress:
             decided_by=carried.decided_by,
             attention_reason=carried.attention_reason,
             review_started=carried.review_started,
+            revoke=carried.revoke,
         )
 
     def carry(self) -> RefundRequest:
@@ -82,6 +85,7 @@ class RefundProgress:
                     decided_by=self.decided_by,
                     attention_reason=self.attention_reason,
                     review_started=self.review_started,
+                    revoke=self.revoke,
                 )
             }
         )

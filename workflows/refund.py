@@ -75,8 +75,12 @@ class RefundWorkflow:
     def __init__(self, request: RefundRequest) -> None:
         info = workflow.info()
         refund_id = info.workflow_id
-        self._forged = request.carried is not None and info.continued_run_id is None
-        """Only the refund itself passes its state on (continue-as-new); a client cannot."""
+        continued = (
+            info.continued_run_id is not None and not info.cron_schedule and info.attempt == 1
+        )
+        self._forged = request.carried is not None and not continued
+        """Only the refund itself passes its state on (continue-as-new); a client cannot, not even
+        through a cron schedule or a retry policy, which also start runs that "continue"."""
         if request.carried is not None and not self._forged:
             self._progress = RefundProgress.carried_over(refund_id, request)
         else:
@@ -120,7 +124,10 @@ class RefundWorkflow:
             if carried.state is RefundState.VALIDATING_APPLICATION:
                 await self._await_review()
             else:
-                await self._refund(revoke=self._steps.revoke_required(), waiting=True)
+                revoke = carried.revoke
+                if revoke is None:
+                    revoke = self._steps.revoke_required()
+                await self._refund(revoke=revoke, waiting=True)
         if self._support_ticket is not None:
             await self._support_ticket
         await self._desk.cancellation_audited()
@@ -130,9 +137,12 @@ class RefundWorkflow:
         request = progress.request
         if self._forged:
             await self._refuse_early(
-                "this run's input carries another run's state, which only "
-                "the refund itself passes on"
+                "this run's input carries another run's state, which only the refund itself "
+                "passes on"
             )
+            return
+        if workflow.info().cron_schedule:
+            await self._refuse_early("a refund cannot run on a schedule")
             return
         certificate = await steps.load_certificate()
         if certificate is None:
@@ -151,7 +161,7 @@ class RefundWorkflow:
         held = self._operator_proof and certificate.held_by == progress.refund_id
         assessment = await steps.assess(certificate, resume=resume or request.repair is not None)
         if assessment is None:
-            desk.settle_early_cancellation("the certificate's data stopped the refund first")
+            desk.choose_path("the certificate's data stopped the refund first")
             await self._reject(RULES_ACTOR, progress.rejection_reason or "", restore=held)
             return
         progress.assessment = assessment
@@ -164,27 +174,29 @@ class RefundWorkflow:
         )
         decision = assessment.decision
         if request.repair is not None:
-            desk.settle_early_cancellation("an operator's repair is settling this refund")
+            desk.choose_path("an operator's repair is settling this refund")
             await self._repair(released)
         elif resume or decision is None:
-            desk.settle_early_cancellation("this refund had already released the certificate")
+            desk.choose_path("this refund had already released the certificate")
             why = "re-run after reset: " if _is_rerun() else "a new request resumes it: "
             await self._resume(SYSTEM, why + ALREADY_RELEASED)
         elif decision.outcome is Outcome.DENIED:
-            desk.settle_early_cancellation(f"the rules denied the request ({decision.rule.value})")
+            desk.choose_path(f"the rules denied the request ({decision.rule.value})")
             await self._reject(RULES_ACTOR, decision.explanation, restore=held)
         elif desk.review is not None:  # cancelled through Temporal before the rules decided
-            desk.settle_early_cancellation(None)
+            desk.choose_path(None)
             await self._cancel(hold=held)
         elif decision.outcome is Outcome.AUTO_APPROVE:
+            desk.choose_path(None)
             progress.decided_by = RULES_ACTOR
             await self._refund(revoke=False)
         else:
+            desk.choose_path(None)
             await self._review_request(assessment)
 
     async def _refuse_early(self, reason: str) -> None:
-        """Rejected before the rules could decide: nothing was held, nothing is notified."""
-        self._desk.settle_early_cancellation(f"the request was rejected first: {reason}")
+        """Rejected before anything was held or decided: nothing changes, nobody is notified."""
+        self._desk.choose_path(f"the request was rejected first: {reason}")
         self._progress.reject_because(reason)
         self._steps.set_state(RefundState.REJECTED)
 
@@ -391,7 +403,7 @@ class RefundWorkflow:
         elif not await self._steps.claim_repair_order(repair):
             refusal = "no matching repair order was recorded by `refunds repair`"
         if refusal is not None:
-            await self._reject(repair.operator, refusal, restore=False)
+            await self._refuse_early(refusal)
             return
         progress.decided_by = repair.operator
         if repair.action == "release" and not released:
@@ -409,6 +421,7 @@ class RefundWorkflow:
 
     async def _refund(self, *, revoke: bool, waiting: bool = False) -> None:
         progress, steps, desk = self._progress, self._steps, self._desk
+        progress.revoke = revoke
         if not waiting:
             steps.set_state(RefundState.REFUNDING)
         while True:

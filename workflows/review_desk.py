@@ -71,6 +71,8 @@ class ReviewDesk:
         self.approval_verdict: str | None = None
         """Set once an accepted approval was re-checked: ``""`` when it is carried out."""
         self.cancellation: Cancellation | None = None
+        self.path_chosen = False
+        self.path_refusal: str | None = None
 
     def context(self) -> ReviewContext:
         progress = self.progress
@@ -150,8 +152,14 @@ class ReviewDesk:
     # Cancellation requests from Temporal (the Web UI's button, `temporal workflow cancel`).
 
     def cancellation_requested(self) -> None:
-        """Treat the request as a cancel if the refund is still undecided; audit it either way."""
+        """Treat the request as a cancel if the refund is still undecided; audit it either way.
+
+        Before the refund chose its path, whether the request stands is known only once it has;
+        after, the path says (``choose_path``)."""
         refusal = cancellation_refusal(self.context())
+        early = refusal is None and self.progress.state is RefundState.SUBMITTED
+        if early and self.path_chosen:
+            refusal = self.path_refusal
         if refusal is None:
             self.review = Action(ReviewAction.CANCEL, TEMPORAL_ACTOR, TEMPORAL_CANCELLATION)
             self.progress.decision_pending = True
@@ -159,14 +167,16 @@ class ReviewDesk:
             at=workflow.now(),
             reason=bounded(workflow.cancellation_reason() or "", 500),
             refusal=refusal,
-            final=refusal is not None or self.progress.state is not RefundState.SUBMITTED,
+            final=not early or self.path_chosen,
         )
         cancellation.audited = asyncio.ensure_future(self._audit(cancellation))
         self.cancellation = cancellation
 
-    def settle_early_cancellation(self, refusal: str | None) -> None:
-        """A cancellation asked before the rules decided stands (``None``) or is refused: the
-        refund's path decides, once it is known."""
+    def choose_path(self, refusal: str | None) -> None:
+        """The refund chose its path: from now on a cancellation request stands (``None``, the
+        path waits for a review) or is refused for ``refusal``; one that came earlier too."""
+        self.path_chosen = True
+        self.path_refusal = refusal
         cancellation = self.cancellation
         if cancellation is None or cancellation.final:
             return
@@ -202,11 +212,7 @@ class ReviewDesk:
             identity = found.identity or NO_IDENTITY
         except ActivityError as err:
             workflow.logger.warning("cancellation sender unknown", extra={"error": cause(err)})
-        await workflow.wait_condition(
-            lambda: cancellation.final or self.progress.state is not RefundState.SUBMITTED
-        )
-        if not cancellation.final:  # a path the refund took without settling it
-            cancellation.refusal = f"the refund went on ({self.progress.state.value})"
+        await workflow.wait_condition(lambda: cancellation.final)
         given = f"reason given: {cancellation.reason}" if cancellation.reason else ""
         detail = "; ".join(part for part in (cancellation.refusal or "", given) if part)
         self.progress.record_at(
