@@ -78,10 +78,11 @@ class RefundWorkflow:
         continued = (
             info.continued_run_id is not None and not info.cron_schedule and info.attempt == 1
         )
+        # Only the refund itself passes its state on (continue-as-new); a client cannot, not even
+        # through a cron schedule or a retry policy, which also start runs that "continue".
         self._forged = request.carried is not None and not continued
-        """Only the refund itself passes its state on (continue-as-new); a client cannot, not even
-        through a cron schedule or a retry policy, which also start runs that "continue"."""
-        if request.carried is not None and not self._forged:
+        self._carried = None if self._forged else request.carried
+        if self._carried is not None:
             self._progress = RefundProgress.carried_over(refund_id, request)
         else:
             request = request.model_copy(update={"carried": None})
@@ -101,8 +102,7 @@ class RefundWorkflow:
         # attribute), and a v2 run replays with its own marker.
         self._operator_proof = workflow.patched(OPERATOR_PROOF)
         self._steps.local_load = self._operator_proof or workflow.patched(ONE_VISIBILITY_UPDATE)
-        carried = None if self._forged else request.carried
-        body = asyncio.ensure_future(self._body(carried))
+        body = asyncio.ensure_future(self._body(self._carried))
         while not body.done():
             try:
                 # Shielded: a cancellation request reaches only this loop, never a refund step.
@@ -124,9 +124,7 @@ class RefundWorkflow:
             if carried.state is RefundState.VALIDATING_APPLICATION:
                 await self._await_review()
             else:
-                revoke = carried.revoke
-                if revoke is None:
-                    revoke = self._steps.revoke_required()
+                revoke = _revoke(carried.revoke, self._steps.revoke_required())
                 await self._refund(revoke=revoke, waiting=True)
         if self._support_ticket is not None:
             await self._support_ticket
@@ -478,9 +476,10 @@ class RefundWorkflow:
         )
 
 
-def _revoke(now: bool | None, decided: bool) -> bool:
-    """Revoke if the certificate is issued now (it may have been issued during the review)."""
-    return decided if now is None else now
+def _revoke(known: bool | None, decided: bool) -> bool:
+    """The revoke decision made as money started to move (the certificate may have been issued
+    during the review), else the rules' decision."""
+    return decided if known is None else known
 
 
 def _is_rerun() -> bool:
