@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
@@ -142,6 +144,24 @@ class Harness:
         finally:
             self.task_queue = previous
 
+    async def reset(
+        self, handle: WorkflowHandle[Any, Any], after_task: int, reason: str
+    ) -> RefundHandle:
+        """Reset the refund's latest run to just after the workflow task completed at event
+        ``after_task``, as the Web UI's Reset does; returns the new run."""
+        reset = await self.client.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=self.client.namespace,
+                workflow_execution=WorkflowExecution(
+                    workflow_id=handle.id, run_id=(await handle.describe()).run_id
+                ),
+                reason=reason,
+                workflow_task_finish_event_id=after_task,
+                request_id=str(uuid.uuid4()),
+            )
+        )
+        return self.handle(handle.id, run_id=reset.run_id)
+
     async def status(self, handle: WorkflowHandle[Any, Any]) -> RefundStatus:
         return await handle.query(RefundWorkflow.status)
 
@@ -183,6 +203,15 @@ async def task_failures(handle: WorkflowHandle[Any, Any]) -> int:
     """Workflow tasks that failed in the refund's history (a healthy refund has none)."""
     events = [e async for e in handle.fetch_history_events()]
     return sum(1 for e in events if e.HasField("workflow_task_failed_event_attributes"))
+
+
+def workflow_tasks_completed(events: Sequence[Any], after: int = 0) -> list[int]:
+    """Event ids of the completed workflow tasks after event ``after`` (reset points)."""
+    return [
+        e.event_id
+        for e in events
+        if e.event_id > after and e.HasField("workflow_task_completed_event_attributes")
+    ]
 
 
 def audit_actions(status: RefundStatus) -> Sequence[tuple[str, str, bool]]:

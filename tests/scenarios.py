@@ -7,15 +7,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from starter.books import repair
 from starter.client import RefundClient
 from tests.factories import certificate
 from tests.gateways import ChannelDown, RejectsOnce
-from tests.harness import Harness
+from tests.harness import Harness, workflow_tasks_completed
 from workflows.models import (
     ActionResult,
     ApproveInput,
@@ -205,21 +203,8 @@ async def rerun_after_reset(harness: Harness) -> Handle:
     handle = await harness.submit(certificate("h-reset", purchased_at=_ago(1)))
     await harness.result(handle)
     events = [e async for e in handle.fetch_history_events()]
-    first_task = next(
-        e.event_id for e in events if e.HasField("workflow_task_completed_event_attributes")
-    )
-    reset = await harness.client.workflow_service.reset_workflow_execution(
-        ResetWorkflowExecutionRequest(
-            namespace=harness.client.namespace,
-            workflow_execution=WorkflowExecution(
-                workflow_id=handle.id, run_id=(await handle.describe()).run_id
-            ),
-            reason="an operator re-runs it",
-            workflow_task_finish_event_id=first_task,
-            request_id=str(uuid.uuid4()),
-        )
-    )
-    return harness.handle(handle.id, run_id=reset.run_id)
+    first_task = workflow_tasks_completed(events)[0]
+    return await harness.reset(handle, first_task, "an operator re-runs it")
 
 
 async def completed_by_repair(harness: Harness) -> Handle:

@@ -9,8 +9,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus
 
 from activities.gateways import CertificateAuthority, RevocationRefusedError
@@ -18,7 +16,7 @@ from storage.certificates import CertificateStore
 from storage.schema import certificates, orders, revocations
 from tests.factories import certificate
 from tests.gateways import ChannelDown
-from tests.harness import Harness, task_failures
+from tests.harness import Harness, task_failures, workflow_tasks_completed
 from worker import build_worker, sandbox_activities
 from workflows.models import (
     ActionResult,
@@ -39,6 +37,18 @@ from workflows.review_desk import TEMPORAL_CANCELLATION
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def released_how(harness: Harness, certificate_id: str) -> tuple[str, str | None]:
+    """The certificate's order status, and the refund that revoked it (if one did)."""
+    with harness.store.engine.connect() as conn:
+        order = conn.execute(
+            select(orders.c.status).where(orders.c.certificate_id == certificate_id)
+        ).scalar_one()
+        revoked_by = conn.execute(
+            select(revocations.c.refund_id).where(revocations.c.certificate_id == certificate_id)
+        ).scalar_one_or_none()
+    return str(order), revoked_by
 
 
 async def start(harness: Harness, request: RefundRequest, queue: str | None = None):
@@ -131,23 +141,8 @@ async def test_a_reset_after_part_was_paid_then_a_cancel_still_completes_the_ref
         held = next(
             e.event_id for e in events if e.HasField("activity_task_completed_event_attributes")
         )
-        back_in_review = next(
-            e.event_id
-            for e in events
-            if e.event_id > held and e.HasField("workflow_task_completed_event_attributes")
-        )
-        reset = await harness.client.workflow_service.reset_workflow_execution(
-            ResetWorkflowExecutionRequest(
-                namespace=harness.client.namespace,
-                workflow_execution=WorkflowExecution(
-                    workflow_id=handle.id, run_id=(await handle.describe()).run_id
-                ),
-                reason="back to review",
-                workflow_task_finish_event_id=back_in_review,
-                request_id=str(uuid.uuid4()),
-            )
-        )
-        rerun = harness.handle(handle.id, run_id=reset.run_id)
+        back_in_review = workflow_tasks_completed(events, after=held)[0]
+        rerun = await harness.reset(handle, back_in_review, "back to review")
         await harness.in_state(rerun, RefundState.VALIDATING_APPLICATION)
         bank.down = False
         await rerun.execute_update(RefundWorkflow.cancel_request, CancelInput(requester="user-1"))
@@ -204,14 +199,7 @@ async def test_a_certificate_issued_during_review_is_revoked_before_paying(harne
     status = await harness.result(handle)
     assert status.state is RefundState.REFUNDED
     assert "certificate revoked" in [e.action for e in status.audit]
-    with harness.store.engine.connect() as conn:
-        revoked_by = conn.execute(
-            select(revocations.c.refund_id).where(revocations.c.certificate_id == "fe-issued-later")
-        ).scalar_one()
-        order = conn.execute(
-            select(orders.c.status).where(orders.c.certificate_id == "fe-issued-later")
-        ).scalar_one()
-    assert (revoked_by, order) == (handle.id, "open")
+    assert released_how(harness, "fe-issued-later") == ("open", handle.id)
 
 
 async def test_a_cancellation_before_the_rules_deny_is_audited_as_refused(harness):
@@ -347,11 +335,4 @@ async def test_a_continued_run_in_needs_attention_still_revokes_on_retry(harness
         )
         status = await harness.result(handle)
     assert status.state is RefundState.REFUNDED
-    with harness.store.engine.connect() as conn:
-        order = conn.execute(
-            select(orders.c.status).where(orders.c.certificate_id == "fe-revoke-later")
-        ).scalar_one()
-        revoked_by = conn.execute(
-            select(revocations.c.refund_id).where(revocations.c.certificate_id == "fe-revoke-later")
-        ).scalar_one()
-    assert (order, revoked_by) == ("open", handle.id)
+    assert released_how(harness, "fe-revoke-later") == ("open", handle.id)
