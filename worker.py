@@ -35,11 +35,11 @@ from activities.sandbox import (
     SandboxSupportDesk,
 )
 from activities.temporal_history import HistoryActivities
+from domain.certificates import Channel
 from settings import Settings, WorkflowSandbox, get_settings
 from storage.certificates import CertificateStore
 from storage.database import open_database
 from storage.ledger import Ledger
-from workflows.models import Channel
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
 
@@ -51,6 +51,9 @@ PASSTHROUGH_MODULES = (
     "structlog",
     "holidays",
     "sqlalchemy",
+    "domain",
+    "workflows.contract",
+    "activities.payloads",
     "workflows.metrics",
     "workflows.models",
     "workflows.search_attributes",

@@ -15,13 +15,12 @@ from typing import TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.payloads import AssessInput, Recheck
+from domain.decisions import Assessment, Decision, Outcome
+from domain.errors import RULES_FAILED
 from settings import Settings
 from workflows.business_days import BusinessCalendar
-from workflows.models import AssessInput, Assessment, Decision, Outcome, Recheck
 from workflows.policy import evaluate, review_deadline, still_refundable
-
-RULES_FAILED = "RulesFailed"
-"""The rules could not be applied to a certificate: its data is inconsistent (non-retryable)."""
 
 T = TypeVar("T")
 

@@ -11,8 +11,10 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from activities.gateways import CertificateAuthority, PaymentGateway, PaymentRejectedError
-from workflows.models import Channel, PaymentReceipt, PaymentReturnRequest
+from activities.gateways import CertificateAuthority, PaymentGateway
+from activities.payloads import PaymentReceipt, PaymentReturnRequest
+from domain.certificates import Channel
+from domain.errors import PaymentRejectedError
 
 
 class InjectedFaultError(ConnectionError):

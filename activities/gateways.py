@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from workflows.models import (
+from activities.payloads import (
     CustomerNotice,
     PaymentReceipt,
     PaymentReturnRequest,
     SupportTicketRequest,
 )
-
-
-class PaymentRejectedError(Exception):
-    """The channel refuses the return for good (a closed account, a cancelled card)."""
-
-
-class RevocationRefusedError(Exception):
-    """The certificate authority refuses to revoke the certificate for good."""
 
 
 class PaymentGateway(Protocol):

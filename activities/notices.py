@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from string import Template
 
-from workflows.models import Channel, CustomerNotice, LegState, LegStatus, RefundState
+from activities.payloads import CustomerNotice
+from domain.certificates import Channel
+from workflows.contract import LegState, LegStatus, RefundState
 
 DESTINATIONS = {
     Channel.ALIPAY: "your Alipay account",

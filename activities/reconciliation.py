@@ -7,10 +7,10 @@ from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.client import Client
 
+from activities.payloads import BooksSummary
 from activities.temporal_history import refund_is_running
 from storage.certificates import to_cents
 from storage.reconcile import reconcile_with_refunds
-from workflows.models import BooksSummary
 
 MAX_LISTED = 50
 

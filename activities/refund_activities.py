@@ -14,24 +14,10 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.gateways import (
-    CertificateAuthority,
-    Notifier,
-    PaymentGateway,
-    PaymentRejectedError,
-    RevocationRefusedError,
-    SupportDesk,
-)
+from activities.gateways import CertificateAuthority, Notifier, PaymentGateway, SupportDesk
 from activities.notices import render_notice
-from storage.certificates import CertificateNotFoundError, CertificateStore, StatusConflictError
-from storage.ledger import Ledger, receipt
-from storage.repairs import claim_repair
-from storage.seed_file import describe_validation_error
-from workflows.models import (
-    Certificate,
+from activities.payloads import (
     CertificateChange,
-    CertificateStatus,
-    Channel,
     CustomerNotice,
     ManualReturn,
     PaymentReceipt,
@@ -39,19 +25,22 @@ from workflows.models import (
     RepairClaim,
     SupportTicketRequest,
 )
-
-CERTIFICATE_NOT_FOUND = "CertificateNotFound"
-STATUS_CONFLICT = "StatusConflict"
-PAYMENT_REJECTED = "PaymentRejected"
-REVOCATION_REFUSED = "RevocationRefused"
-CERTIFICATE_DATA_INVALID = "CertificateDataInvalid"
-NON_RETRYABLE = [
+from domain.certificates import Certificate, CertificateStatus, Channel
+from domain.errors import (
+    CERTIFICATE_DATA_INVALID,
     CERTIFICATE_NOT_FOUND,
-    STATUS_CONFLICT,
     PAYMENT_REJECTED,
     REVOCATION_REFUSED,
-    CERTIFICATE_DATA_INVALID,
-]
+    STATUS_CONFLICT,
+    CertificateNotFoundError,
+    PaymentRejectedError,
+    RevocationRefusedError,
+    StatusConflictError,
+)
+from storage.certificates import CertificateStore
+from storage.ledger import Ledger, receipt
+from storage.repairs import claim_repair
+from storage.seed_file import describe_validation_error
 
 
 def _log_context(refund_id: str, **fields: object) -> dict[str, object]:

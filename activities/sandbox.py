@@ -9,17 +9,17 @@ from typing import Any
 from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from storage.certificates import CertificateStore, StatusConflictError
-from storage.ledger import Ledger, receipt
-from storage.schema import notifications, revocations, support_tickets
-from workflows.models import (
-    CertificateStatus,
-    Channel,
+from activities.payloads import (
     CustomerNotice,
     PaymentReceipt,
     PaymentReturnRequest,
     SupportTicketRequest,
 )
+from domain.certificates import CertificateStatus, Channel
+from domain.errors import StatusConflictError
+from storage.certificates import CertificateStore
+from storage.ledger import Ledger, receipt
+from storage.schema import notifications, revocations, support_tickets
 
 
 class SandboxPaymentGateway:

@@ -13,7 +13,7 @@ from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverse
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.models import CancellationLookup, CancellationRequest
+from activities.payloads import CancellationLookup, CancellationRequest
 
 PAGE_SIZE = 50
 MAX_PAGES = 4

@@ -11,20 +11,15 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
+from activities.payloads import CustomerNotice, PaymentReceipt, PaymentReturnRequest
 from activities.refund_activities import RefundActivities
 from activities.sandbox import SandboxCertificateAuthority, SandboxSupportDesk
-from storage.certificates import CertificateNotFoundError, CertificateStore
+from domain.certificates import Certificate, CertificateStatus, Channel
+from domain.errors import CertificateNotFoundError
+from storage.certificates import CertificateStore
 from storage.ledger import Ledger
 from storage.schema import certificates
 from worker import PAYABLE_CHANNELS
-from workflows.models import (
-    Certificate,
-    CertificateStatus,
-    Channel,
-    CustomerNotice,
-    PaymentReceipt,
-    PaymentReturnRequest,
-)
 
 
 class MemoryCertificateStore(CertificateStore):

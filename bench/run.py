@@ -29,10 +29,11 @@ from temporalio.client import Client, WorkflowHandle
 from bench.baseline import BaselineInput, BaselineWorkflow
 from chaos.processes import ManagedServer, free_port
 from converter import DATA_CONVERTER
+from domain.certificates import Certificate
 from starter.devserver import DevServerOptions
 from storage.certificates import CertificateStore
 from storage.database import open_database
-from workflows.models import ApproveInput, Certificate, RefundRequest, RefundState
+from workflows.contract import ApproveInput, RefundRequest, RefundState
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import REFUND_STATE
 

@@ -37,7 +37,7 @@ from storage.certificates import CertificateStore
 from storage.database import open_database
 from storage.ledger import Ledger
 from storage.reconcile import reconcile
-from workflows.models import (
+from workflows.contract import (
     ApproveInput,
     CancelInput,
     OperatorInput,

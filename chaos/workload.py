@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
-from workflows.models import Certificate
+from domain.certificates import Certificate
 
 Plan = Literal["auto", "approve", "reject", "cancel", "race"]
 CHANNELS = ("alipay", "bank", "account_balance")

@@ -18,9 +18,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from activities.temporal_history import refund_is_running
+from domain.certificates import Certificate
+from domain.errors import CertificateNotFoundError
+from domain.values import id_problem
 from starter.client import RefundClient
 from starter.errors import UserError
-from storage.certificates import CertificateNotFoundError, CertificateStore
+from storage.certificates import CertificateStore
 from storage.ledger import Ledger, LedgerEntry
 from storage.reconcile import Reconciliation, RefundBalance, reconcile_with_refunds
 from storage.repairs import (
@@ -31,13 +34,7 @@ from storage.repairs import (
     record_repair,
     repairs_of,
 )
-from workflows.models import (
-    Certificate,
-    RefundReason,
-    RefundRequest,
-    RepairOrder,
-    id_problem,
-)
+from workflows.contract import RefundReason, RefundRequest, RepairOrder
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import REFUND_STATE
 

@@ -17,6 +17,8 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from codec import codec_from
+from domain.decisions import Outcome
+from domain.errors import CertificateNotFoundError, SeedConflictError
 from logs import configure_logging
 from starter import cli_books
 from starter.cli_common import (
@@ -45,15 +47,13 @@ from starter.render import (
     status_panel,
 )
 from starter.review_queue import review_queue
-from storage.certificates import CertificateNotFoundError, SeedConflictError
 from storage.seed_file import SeedFileError, describe_validation_error, read_seed_file
 from worker import limit_malloc_arenas, run_worker
 from workflows.business_days import BusinessCalendar
-from workflows.models import (
+from workflows.contract import (
     ApproveInput,
     CancelInput,
     OperatorInput,
-    Outcome,
     RefundReason,
     RefundRequest,
     RejectInput,

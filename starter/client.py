@@ -30,12 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from codec import codec_from, data_converter
 from settings import Settings
 from starter.errors import UserError
-from workflows.models import (
-    ActionResult,
-    RefundRequest,
-    RefundState,
-    RefundStatus,
-)
+from workflows.contract import ActionResult, RefundRequest, RefundState, RefundStatus
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import CERTIFICATE_ID, REFUND_STATE, REVIEW_DEADLINE
 

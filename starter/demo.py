@@ -21,7 +21,7 @@ from starter.demo_data import demo_certificates
 from starter.devserver import parse_address
 from starter.errors import UserError
 from storage.certificates import CertificateStore
-from workflows.models import (
+from workflows.contract import (
     ApproveInput,
     CancelInput,
     RefundReason,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from workflows.models import Certificate
+from domain.certificates import Certificate
 
 
 def _certificate(

@@ -12,8 +12,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from domain.decisions import Decision, Outcome
 from starter.review_queue import QueueEntry
-from workflows.models import Decision, Outcome, RefundStatus
+from workflows.contract import RefundStatus
 
 console = Console(highlight=False)
 

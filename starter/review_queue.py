@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from starter.client import PendingReview
 from workflows.business_days import BusinessCalendar
-from workflows.models import RefundReason
+from workflows.contract import RefundReason
 
 
 @dataclass(frozen=True)

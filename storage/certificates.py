@@ -25,22 +25,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from domain.certificates import Certificate, CertificateStatus, Order, PaymentLeg
+from domain.errors import CertificateNotFoundError, SeedConflictError, StatusConflictError
 from storage.schema import certificates, orders, payment_legs, revocations
-from workflows.models import Certificate, CertificateStatus, Order, PaymentLeg
 
 CENT = Decimal("0.01")
-
-
-class CertificateNotFoundError(LookupError):
-    """No certificate with that id in the system of record."""
-
-
-class SeedConflictError(ValueError):
-    """A record in a seed file differs from what the system of record already holds."""
-
-
-class StatusConflictError(RuntimeError):
-    """The certificate is held by another refund, or is in a state this change cannot apply to."""
 
 
 @dataclass

@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from activities.payloads import ManualReturn, PaymentReceipt, PaymentReturnRequest
+from domain.certificates import Channel
 from storage.certificates import from_cents, to_cents
 from storage.schema import payment_returns
-from workflows.models import Channel, ManualReturn, PaymentReceipt, PaymentReturnRequest
 
 MANUAL = "manual"
 _INSERT_RETURN = insert(payment_returns)

@@ -18,10 +18,10 @@ from decimal import Decimal
 
 from sqlalchemy import Engine, select
 
+from domain.certificates import CertificateStatus, Channel
 from storage.certificates import from_cents
 from storage.ledger import Ledger, LedgerEntry
 from storage.schema import certificates, orders, payment_legs, revocations
-from workflows.models import CertificateStatus, Channel
 
 ZERO = Decimal("0.00")
 ORPHANED_HOLD = "orphaned_hold"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from workflows.models import Certificate, CertificateStatus
+from domain.certificates import Certificate, CertificateStatus
 
 CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future a purchase or issue time may lie (clocks disagree a little)."""

@@ -7,7 +7,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from workflows.models import Certificate, Channel, PaymentReturnRequest
+from activities.payloads import PaymentReturnRequest
+from domain.certificates import Certificate, Channel
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

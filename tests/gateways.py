@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from activities.gateways import PaymentGateway, PaymentRejectedError
-from workflows.models import PaymentReceipt, PaymentReturnRequest
+from activities.gateways import PaymentGateway
+from activities.payloads import PaymentReceipt, PaymentReturnRequest
+from domain.errors import PaymentRejectedError
 
 
 class ChannelDown:

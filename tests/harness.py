@@ -21,12 +21,13 @@ from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
 from activities.gateways import PaymentGateway
 from converter import DATA_CONVERTER
+from domain.certificates import Certificate, Channel
 from settings import Settings
 from starter.client import RefundHandle
 from storage.certificates import CertificateStore
 from storage.ledger import Ledger
 from worker import build_worker, sandbox_activities
-from workflows.models import Certificate, Channel, RefundRequest, RefundState, RefundStatus
+from workflows.contract import RefundRequest, RefundState, RefundStatus
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import ALL_KEYS
 

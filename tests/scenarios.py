@@ -9,18 +9,18 @@ from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
+from domain.certificates import Channel
+from domain.decisions import Assessment
 from starter.books import repair
 from starter.client import RefundClient
 from tests.factories import certificate
 from tests.gateways import ChannelDown, RejectsOnce
 from tests.harness import Harness, workflow_tasks_completed
-from workflows.models import (
+from workflows.contract import (
     ActionResult,
     ApproveInput,
-    Assessment,
     CancelInput,
     CarriedState,
-    Channel,
     OperatorInput,
     RefundRequest,
     RefundState,

@@ -10,7 +10,7 @@ from sqlalchemy import insert, update
 
 from storage.schema import certificates, revocations
 from tests.factories import certificate
-from workflows.models import ActionResult, ApproveInput, RefundState
+from workflows.contract import ActionResult, ApproveInput, RefundState
 from workflows.refund import RefundWorkflow
 
 

@@ -9,17 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
+from domain.certificates import Channel
 from storage.schema import certificates
 from tests.factories import certificate
 from tests.gateways import ChannelDown
 from tests.harness import task_failures
-from workflows.models import (
-    Channel,
-    LegState,
-    OperatorInput,
-    RefundRequest,
-    RefundState,
-)
+from workflows.contract import LegState, OperatorInput, RefundRequest, RefundState
 from workflows.refund import RefundWorkflow
 
 

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from bench.memory_store import memory_activities
-from storage.certificates import CertificateNotFoundError, CertificateStore
+from domain.certificates import CertificateStatus, Channel
+from domain.errors import CertificateNotFoundError
+from storage.certificates import CertificateStore
 from storage.database import open_database
 from storage.ledger import Ledger
 from tests.factories import alipay_return, certificate, shanghai
-from workflows.models import CertificateStatus, Channel
 
 
 def test_memory_store_answers_from_what_was_seeded_and_writes_nothing(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from tests.factories import certificate
 from workflows.audit import MAX_REFUSALS
-from workflows.models import ApproveInput, RefundState, RefundStatus, RejectInput
+from workflows.contract import ApproveInput, RefundState, RefundStatus, RejectInput
 from workflows.refund import RefundWorkflow
 
 STATUS_LIMIT = 256 * 1024

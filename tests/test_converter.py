@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from converter import PayloadConverter, _type_adapter
+from domain.certificates import Certificate
 from tests.factories import certificate
-from workflows.models import Certificate, RefundState
+from workflows.contract import RefundState
 
 
 def test_new_converters_reuse_the_type_adapters_of_earlier_ones():

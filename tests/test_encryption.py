@@ -24,7 +24,7 @@ from codec import (
 from starter.codec_server import codec_app
 from tests.factories import certificate
 from worker import build_worker
-from workflows.models import RefundRequest, RefundState
+from workflows.contract import RefundRequest, RefundState
 from workflows.refund import RefundWorkflow
 
 PHONE = "13800138000"

@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from domain.certificates import Certificate
 from starter.cli import run
 from tests.factories import certificate, seed_record, shanghai
-from workflows.models import Certificate, RefundRequest, SupportContact
+from workflows.contract import RefundRequest, SupportContact
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),

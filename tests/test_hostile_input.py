@@ -18,7 +18,7 @@ from storage.reconcile import reconcile
 from storage.schema import notifications
 from tests.factories import certificate
 from tests.harness import task_failures
-from workflows.models import ApproveInput, CancelInput, RefundState, RejectInput
+from workflows.contract import ApproveInput, CancelInput, RefundState, RejectInput
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import ALL_KEYS
 

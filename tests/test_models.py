@@ -8,8 +8,9 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
+from domain.certificates import Certificate, PaymentLeg
 from tests.factories import certificate, seed_record, shanghai
-from workflows.models import Certificate, PaymentLeg, RefundRequest, SupportContact
+from workflows.contract import RefundRequest, SupportContact
 
 PURCHASED = shanghai(2026, 11, 20)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from activities.notices import render_notice
-from workflows.models import CustomerNotice, LegState, LegStatus, RefundState, RuleId
+from activities.payloads import CustomerNotice
+from domain.decisions import RuleId
+from workflows.contract import LegState, LegStatus, RefundState
 
 
 def leg(index, channel, amount, status, **extra):

@@ -20,7 +20,7 @@ from starter.client import connect, metrics_runtime
 from tests.factories import certificate
 from tests.live_system import free_port
 from worker import build_worker, workflow_runner
-from workflows.models import RefundState
+from workflows.contract import RefundState
 
 REFUNDS = str(Path(sys.executable).with_name("refunds"))
 

@@ -16,13 +16,7 @@ from storage.reconcile import reconcile
 from tests.factories import certificate
 from tests.harness import temporal_cli
 from worker import build_worker
-from workflows.models import (
-    LegState,
-    OperatorInput,
-    RefundRequest,
-    RefundState,
-    RefundStatus,
-)
+from workflows.contract import LegState, OperatorInput, RefundRequest, RefundState, RefundStatus
 from workflows.refund import RefundWorkflow
 from workflows.review_desk import TEMPORAL_CANCELLATION
 from workflows.search_attributes import REFUND_STATE

@@ -11,20 +11,20 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from temporalio.client import WorkflowExecutionStatus
 
-from activities.gateways import CertificateAuthority, RevocationRefusedError
+from activities.gateways import CertificateAuthority
+from domain.certificates import CertificateStatus, Channel
+from domain.errors import RevocationRefusedError
 from storage.certificates import CertificateStore
 from storage.schema import certificates, orders, revocations
 from tests.factories import certificate
 from tests.gateways import ChannelDown
 from tests.harness import Harness, task_failures, workflow_tasks_completed
 from worker import build_worker, sandbox_activities
-from workflows.models import (
+from workflows.contract import (
     ActionResult,
     ApproveInput,
     CancelInput,
     CarriedState,
-    CertificateStatus,
-    Channel,
     LegState,
     OperatorInput,
     RefundRequest,

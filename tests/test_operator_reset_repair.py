@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from domain.certificates import Channel
 from starter.books import books, repair
 from starter.client import RefundClient
 from starter.errors import UserError
@@ -20,12 +21,7 @@ from storage.schema import notifications
 from tests.factories import alipay_return, certificate
 from tests.gateways import ChannelDown
 from tests.harness import temporal_cli
-from workflows.models import (
-    Channel,
-    LegState,
-    RefundRequest,
-    RefundState,
-)
+from workflows.contract import LegState, RefundRequest, RefundState
 from workflows.refund import RefundWorkflow
 
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from domain.decisions import Outcome, RuleId
 from tests.factories import certificate, shanghai
 from workflows.business_days import BusinessCalendar
-from workflows.models import Outcome, RuleId
 from workflows.policy import evaluate, refund_action_shown, review_deadline
 
 PURCHASED = shanghai(2026, 11, 20, 12)

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.certificates import Certificate
+from domain.decisions import Outcome
 from workflows.business_days import BusinessCalendar
-from workflows.models import Certificate, Outcome
 from workflows.policy import evaluate
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -15,7 +15,7 @@ from storage.reconcile import reconcile
 from tests.databases import BOTH
 from tests.factories import certificate
 from tests.harness import refusal
-from workflows.models import LegState, OperatorInput, RefundState
+from workflows.contract import LegState, OperatorInput, RefundState
 from workflows.refund import RefundWorkflow
 
 

@@ -9,7 +9,7 @@ from starter.client import PendingReview
 from starter.review_queue import review_queue
 from tests.factories import SHANGHAI, shanghai
 from workflows.business_days import BusinessCalendar
-from workflows.models import RefundReason, RefundState, RefundStatus
+from workflows.contract import RefundReason, RefundState, RefundStatus
 
 NOW = shanghai(2026, 11, 27, 10)  # a Friday
 

@@ -6,11 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from storage.certificates import (
-    CertificateNotFoundError,
-    SeedConflictError,
-    StatusConflictError,
-)
+from domain.errors import CertificateNotFoundError, SeedConflictError, StatusConflictError
 from storage.ledger import Ledger
 from tests.databases import BOTH
 from tests.factories import alipay_return, certificate, shanghai

@@ -9,18 +9,12 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from activities.gateways import PaymentGateway
+from activities.payloads import PaymentReceipt, PaymentReturnRequest
+from domain.certificates import Channel
 from tests.factories import certificate
 from tests.harness import refusal
 from worker import build_worker, sandbox_activities
-from workflows.models import (
-    ApproveInput,
-    CancelInput,
-    Channel,
-    PaymentReceipt,
-    PaymentReturnRequest,
-    RefundState,
-    RejectInput,
-)
+from workflows.contract import ApproveInput, CancelInput, RefundState, RejectInput
 from workflows.refund import RefundWorkflow
 
 

@@ -10,7 +10,7 @@ from temporalio.client import WorkflowHandle
 from tests.factories import certificate
 from tests.harness import Harness
 from worker import build_worker
-from workflows.models import RefundState
+from workflows.contract import RefundState
 
 
 def now() -> datetime:

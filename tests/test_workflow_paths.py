@@ -11,13 +11,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from tests.factories import certificate
 from tests.harness import audit_actions, refusal
-from workflows.models import (
-    ApproveInput,
-    CancelInput,
-    LegState,
-    RefundState,
-    RejectInput,
-)
+from workflows.contract import ApproveInput, CancelInput, LegState, RefundState, RejectInput
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import REFUND_STATE
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows.models import MAX_TEXT, AuditEntry
+from domain.values import MAX_TEXT
+from workflows.contract import AuditEntry
 
 MAX_REFUSALS = 50
 MAX_ENTRIES = 200

@@ -13,17 +13,12 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, RetryState, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.refund_activities import NON_RETRYABLE, PAYMENT_REJECTED, RefundActivities
+    from activities.payloads import CertificateChange, ManualReturn, PaymentReturnRequest
+    from activities.refund_activities import RefundActivities
+    from domain.certificates import Channel
+    from domain.errors import NON_RETRYABLE, PAYMENT_REJECTED
     from workflows import metrics
-    from workflows.models import (
-        SETTLED_LEG_STATES,
-        CertificateChange,
-        Channel,
-        LegState,
-        LegStatus,
-        ManualReturn,
-        PaymentReturnRequest,
-    )
+    from workflows.contract import SETTLED_LEG_STATES, LegState, LegStatus
     from workflows.progress import RefundProgress
 
 RECORD_TIMEOUT = timedelta(seconds=30)

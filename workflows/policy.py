@@ -13,9 +13,10 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from domain.certificates import Certificate, CertificateStatus, Product
+from domain.certificates import Validation as V
+from domain.decisions import Decision, Outcome, RuleId
 from workflows.business_days import BusinessCalendar
-from workflows.models import Certificate, CertificateStatus, Decision, Outcome, Product, RuleId
-from workflows.models import Validation as V
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 AUTO_APPROVE_DAYS = 5

@@ -13,12 +13,11 @@ from typing import Any
 
 from temporalio import workflow
 
+from domain.certificates import Certificate
+from domain.decisions import Assessment, Decision
 from workflows.audit import AuditTrail, bounded
-from workflows.models import (
-    Assessment,
+from workflows.contract import (
     CarriedState,
-    Certificate,
-    Decision,
     LegState,
     LegStatus,
     RefundRequest,

@@ -14,8 +14,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.payloads import BooksSummary
     from activities.reconciliation import ReconciliationActivities
-    from workflows.models import BooksSummary
 
 
 @workflow.defn

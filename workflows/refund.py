@@ -26,16 +26,15 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.refund_activities import RefundActivities
+    from domain.certificates import CertificateStatus
+    from domain.decisions import Assessment, Outcome
     from workflows.audit import bounded
-    from workflows.models import (
+    from workflows.contract import (
         ActionResult,
         ApproveInput,
-        Assessment,
         CancelInput,
         CarriedState,
-        CertificateStatus,
         OperatorInput,
-        Outcome,
         RefundRequest,
         RefundState,
         RefundStatus,

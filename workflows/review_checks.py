@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workflows.models import MAX_TEXT, RefundState, ReviewAction, id_problem
+from domain.values import MAX_TEXT, id_problem
+from workflows.contract import RefundState, ReviewAction
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,14 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from domain.errors import ACTION_REFUSED
+
 with workflow.unsafe.imports_passed_through():
+    from activities.payloads import CancellationLookup
     from activities.temporal_history import HistoryActivities
+    from domain.values import shown_id
     from workflows.audit import bounded
-    from workflows.models import (
-        ActionResult,
-        CancellationLookup,
-        OperatorInput,
-        RefundState,
-        ReviewAction,
-        shown_id,
-    )
+    from workflows.contract import ActionResult, OperatorInput, RefundState, ReviewAction
     from workflows.payout import cause
     from workflows.progress import RefundProgress
     from workflows.review_checks import (
@@ -116,7 +113,7 @@ class ReviewDesk:
         """An update's validator: refuse synchronously, with the same reason a signal gets."""
         refusal = review_refusal(self.context(), action, *actor_and_text(action, message))
         if refusal is not None:
-            raise ApplicationError(refusal, type="ActionRefused", non_retryable=True)
+            raise ApplicationError(refusal, type=ACTION_REFUSED, non_retryable=True)
 
     def raise_if_operator_refused(self, action: OperatorInput, *, note_required: bool) -> None:
         progress = self.progress
@@ -131,7 +128,7 @@ class ReviewDesk:
             note_required=note_required,
         )
         if refusal is not None:
-            raise ApplicationError(refusal, type="ActionRefused", non_retryable=True)
+            raise ApplicationError(refusal, type=ACTION_REFUSED, non_retryable=True)
 
     def accept(self, action: ReviewAction, actor: str, text: str, via: str) -> ActionResult:
         self.review = Action(action, actor, text.strip())

@@ -14,23 +14,19 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.assessment import AssessmentActivities
-    from activities.refund_activities import CERTIFICATE_NOT_FOUND, RefundActivities
-    from workflows import metrics
-    from workflows.models import (
-        FINAL_STATES,
+    from activities.payloads import (
         AssessInput,
-        Assessment,
-        Certificate,
         CertificateChange,
         CustomerNotice,
-        LegState,
-        LegStatus,
-        Outcome,
-        RefundState,
         RepairClaim,
-        RepairOrder,
         SupportTicketRequest,
     )
+    from activities.refund_activities import RefundActivities
+    from domain.certificates import Certificate
+    from domain.decisions import Assessment, Outcome
+    from domain.errors import CERTIFICATE_NOT_FOUND
+    from workflows import metrics
+    from workflows.contract import FINAL_STATES, LegState, LegStatus, RefundState, RepairOrder
     from workflows.payout import RECORD_RETRY, RECORD_TIMEOUT, cause
     from workflows.progress import RefundProgress
     from workflows.search_attributes import REFUND_STATE

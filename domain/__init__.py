@@ -1,0 +1,1 @@
+"""The domain at the bottom: certificates, money, rule decisions, errors; no framework."""
