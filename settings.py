@@ -15,9 +15,10 @@ from codec import parse_keys
 
 TimeoutAction = Literal["approve", "reject"]
 WorkflowSandbox = Literal["strict", "imports-once", "off"]
-"""How workers run workflow code: ``strict`` reloads the workflow module into the SDK's sandbox for
-every run (the test suite), ``imports-once`` keeps the sandbox's checks but imports the module
-once, ``off`` runs the code the strict runs checked without the sandbox (production default)."""
+"""How workers run workflow code: ``strict`` (the default) imports the workflow modules into the
+SDK's sandbox for every run, so its determinism checks apply to them at run time;
+``imports-once`` passes them through (imported once, their code unchecked); ``off`` runs no
+sandbox. The last two are opt-ins that trade the checks for CPU (BENCHMARKS.md)."""
 
 
 class Settings(BaseSettings):
@@ -47,7 +48,7 @@ class Settings(BaseSettings):
     fault_latency_ms: int = Field(default=0, ge=0, le=60_000)
     fault_reject: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_cached_workflows: int = Field(default=500, ge=0)
-    workflow_sandbox: WorkflowSandbox = "off"
+    workflow_sandbox: WorkflowSandbox = "strict"
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     encryption_keys: str = ""
     encryption_key_id: str | None = None

@@ -10,70 +10,73 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Literal, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.payloads import AssessInput, Recheck
-from domain.decisions import Assessment, Decision, Outcome
+from domain.decisions import Assessment, Decision
 from domain.errors import RULES_FAILED
-from settings import Settings
 from workflows.business_days import BusinessCalendar
-from workflows.policy import evaluate, review_deadline, still_refundable
+from workflows.policy import assess, still_refundable
 
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class RefundTerms:
+    """What a refund is reviewed and paid under (from the configuration), recorded with its
+    decision so that a running refund keeps the terms it started with."""
+
+    timezone: str = "Asia/Shanghai"
+    holiday_country: str = "CN"
+    timeout_action: Literal["approve", "reject"] = "approve"
+    reviewers: tuple[str, ...] = ()
+    operators: tuple[str, ...] = ()
+    fallback_to_balance: bool = False
+    payment_patience_seconds: float = 3600.0
+    history_event_limit: int = 2000
+    history_bytes_limit: int = 2_000_000
+
+
 class AssessmentActivities:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.calendar = BusinessCalendar(settings.holiday_country)
+    def __init__(self, terms: RefundTerms) -> None:
+        self.terms = terms
+        self.calendar = BusinessCalendar(terms.holiday_country)
 
     @activity.defn(name="assess_refund")
     def assess(self, request: AssessInput) -> Assessment:
-        settings = self.settings
+        terms = self.terms
         decision: Decision | None = None
         deadline = None
         if not request.resume:
-            decision = _final(
-                lambda: evaluate(
+            decision, deadline = _final(
+                lambda: assess(
                     request.certificate,
                     request.at,
-                    timezone=settings.timezone,
+                    timezone=terms.timezone,
                     calendar=self.calendar,
                 )
             )
-        if decision is not None and decision.outcome is Outcome.MANUAL_REVIEW:
-            deadline, warnings = _final(
-                lambda: review_deadline(
-                    request.certificate,
-                    request.at,
-                    timezone=settings.timezone,
-                    calendar=self.calendar,
-                )
-            )
-            missing = [w for w in warnings if w not in decision.warnings]
-            decision = decision.model_copy(update={"warnings": [*decision.warnings, *missing]})
         return Assessment(
             decision=decision,
             review_deadline=deadline,
-            timeout_action=settings.review_timeout_action,
-            reviewers=list(settings.reviewers),
-            operators=list(settings.operators),
-            fallback_to_balance=settings.fallback_to_balance,
-            payment_patience_seconds=settings.payment_patience.total_seconds(),
-            history_event_limit=settings.history_event_limit,
-            history_bytes_limit=settings.history_bytes_limit,
+            timeout_action=terms.timeout_action,
+            reviewers=list(terms.reviewers),
+            operators=list(terms.operators),
+            fallback_to_balance=terms.fallback_to_balance,
+            payment_patience_seconds=terms.payment_patience_seconds,
+            history_event_limit=terms.history_event_limit,
+            history_bytes_limit=terms.history_bytes_limit,
         )
 
     @activity.defn(name="recheck_refund")
     def recheck(self, request: AssessInput) -> Recheck:
         """Whether the certificate may still be paid back now (before an approval is done)."""
         found = _final(
-            lambda: still_refundable(
-                request.certificate, request.at, timezone=self.settings.timezone
-            )
+            lambda: still_refundable(request.certificate, request.at, timezone=self.terms.timezone)
         )
         if found is None:
             return Recheck()

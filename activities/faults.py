@@ -11,8 +11,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from activities.gateways import CertificateAuthority, PaymentGateway
-from activities.payloads import PaymentReceipt, PaymentReturnRequest
+from activities.gateways import CertificateAuthority, ChannelTransaction, PaymentGateway
+from activities.payloads import PaymentReturnRequest
 from domain.certificates import Channel
 from domain.errors import PaymentRejectedError
 
@@ -52,7 +52,7 @@ class FaultyGateway:
         self.channel = channel
         self.faults = faults
 
-    def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt:
+    def return_payment(self, request: PaymentReturnRequest) -> ChannelTransaction:
         what = f"{self.channel.value} return"
         self.faults.before(what)
         if self.faults.refuses(self.channel, request.reference):

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
 import structlog
-from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.client import Client
 
 from activities.payloads import BooksSummary
 from activities.temporal_history import refund_is_running
-from storage.certificates import to_cents
-from storage.reconcile import reconcile_with_refunds
+
+if TYPE_CHECKING:
+    from storage.reconcile import Reconciliation, RunningCheck
+
+    BooksCheck = Callable[[RunningCheck], Awaitable[Reconciliation]]
 
 MAX_LISTED = 50
 
@@ -18,8 +23,10 @@ log = structlog.get_logger("refunds.reconciliation")
 
 
 class ReconciliationActivities:
-    def __init__(self, engine: Engine, client: Client) -> None:
-        self.engine = engine
+    def __init__(self, books: BooksCheck, client: Client) -> None:
+        """``books``: the system of record's reconciliation, given a way to ask Temporal
+        whether a refund runs (``storage.reconcile.reconcile_with_refunds`` on an engine)."""
+        self.books = books
         self.client = client
 
     @activity.defn(name="check_books")
@@ -27,7 +34,7 @@ class ReconciliationActivities:
         async def running(refund_id: str) -> bool:
             return await refund_is_running(self.client, refund_id)
 
-        recon = await reconcile_with_refunds(self.engine, running)
+        recon = await self.books(running)
         troubled = [
             b for b in recon.balances if b.problem or b.outcome in ("paid_twice", "missing")
         ]
@@ -44,7 +51,7 @@ class ReconciliationActivities:
             ("refunds_orphaned_holds", summary.orphaned_holds),
             ("refunds_divergent_certificates", summary.divergent),
             ("refunds_paid_twice", summary.paid_twice),
-            ("refunds_missing_amount", to_cents(summary.missing_amount)),
+            ("refunds_missing_amount", int(summary.missing_amount * 100)),
         ):
             meter.create_gauge(name, "from the last reconciliation").set(value)
         fields = summary.model_dump(mode="json", exclude={"certificates_to_check"})

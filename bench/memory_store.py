@@ -2,24 +2,28 @@
 
 ``bench.worker refund --store memory`` gives the refund activities these stand-ins: the same
 activity bodies, logging and error mapping, but certificates read once when the worker starts and
-the certificate, order, payment and notice writes answered as the database would answer a first
-attempt, with nothing recorded (revocations and support tickets, off the auto-refund path, still
-go to the database). Never for production: without the ledger's unique keys nothing is once-only.
+the certificate, order, payment, ledger and notice writes answered as the database would answer a
+first attempt, with nothing recorded (revocations, repair orders and support tickets, off the
+auto-refund path, still go to the database). Never for production: nothing is once-only.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import Engine, select
 
-from activities.payloads import CustomerNotice, PaymentReceipt, PaymentReturnRequest
-from activities.refund_activities import RefundActivities
-from activities.sandbox import SandboxCertificateAuthority, SandboxSupportDesk
+from activities.gateways import ChannelTransaction
+from activities.payloads import CustomerNotice, PaymentReturnRequest
+from activities.simulated import SimulatedCertificateAuthority, SimulatedSupportDesk
 from domain.certificates import Certificate, CertificateStatus, Channel
 from domain.errors import CertificateNotFoundError
+from domain.ledger import LedgerEntry, Return
 from storage.certificates import CertificateStore
 from storage.ledger import Ledger
+from storage.repairs import RepairOrders
 from storage.schema import certificates
-from worker import PAYABLE_CHANNELS
+from wiring import PAYABLE_CHANNELS, Collaborators
 
 
 class MemoryCertificateStore(CertificateStore):
@@ -52,17 +56,24 @@ class MemoryCertificateStore(CertificateStore):
         return self.get(certificate_id).order.order_id
 
 
+class MemoryLedger(Ledger):
+    """Nothing recorded before, every record a first one."""
+
+    def find(self, idempotency_key: str) -> LedgerEntry | None:
+        return None
+
+    def record(self, returned: Return) -> tuple[LedgerEntry, bool]:
+        fields = {**returned.__dict__}
+        fields.pop("reference")
+        return LedgerEntry(**fields, returned_at=datetime.now(UTC)), False
+
+
 class MemoryPaymentGateway:
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
 
-    def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt:
-        return PaymentReceipt(
-            idempotency_key=request.idempotency_key,
-            transaction_id=f"memory-{request.idempotency_key}",
-            channel=self.channel.value,
-            amount=request.amount,
-        )
+    def return_payment(self, request: PaymentReturnRequest) -> ChannelTransaction:
+        return ChannelTransaction(f"memory-{request.idempotency_key}")
 
 
 class MemoryNotifier:
@@ -70,14 +81,15 @@ class MemoryNotifier:
         return None
 
 
-def memory_activities(engine: Engine) -> RefundActivities:
-    """Refund activities on the in-memory system of record (certificates read from ``engine``)."""
+def memory_collaborators(engine: Engine) -> Collaborators:
+    """The in-memory system of record (certificates read from ``engine``)."""
     store = MemoryCertificateStore(engine)
-    return RefundActivities(
+    return Collaborators(
         store=store,
+        ledger=MemoryLedger(engine),
+        repairs=RepairOrders(engine),
         gateways={channel: MemoryPaymentGateway(channel) for channel in PAYABLE_CHANNELS},
-        authority=SandboxCertificateAuthority(engine, store),
-        support=SandboxSupportDesk(engine),
+        authority=SimulatedCertificateAuthority(engine, store),
+        support=SimulatedSupportDesk(engine),
         notifier=MemoryNotifier(),
-        ledger=Ledger(engine),
     )

@@ -14,18 +14,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.baseline import BaselineWorkflow, baseline_step
-from bench.memory_store import memory_activities
+from bench.memory_store import memory_collaborators
 from converter import DATA_CONVERTER
 from logs import configure_logging
 from settings import Settings, WorkflowSandbox
 from storage.database import open_database
-from worker import (
-    WorkerTuning,
-    build_worker,
-    freeze_startup_heap,
-    limit_malloc_arenas,
-    worker_options,
-)
+from tuning import WorkerTuning, freeze_startup_heap, limit_malloc_arenas, worker_options
+from worker import build_worker
 
 
 def tuning_from(args: argparse.Namespace) -> WorkerTuning:
@@ -46,12 +41,12 @@ async def serve(args: argparse.Namespace) -> None:
     client = await Client.connect(settings.temporal_address, data_converter=DATA_CONVERTER)
     tuning = tuning_from(args)
     if args.kind == "refund":
-        activities = (
-            memory_activities(open_database(settings.database_url))
+        collaborators = (
+            memory_collaborators(open_database(settings.database_url))
             if args.store == "memory"
             else None
         )
-        worker = build_worker(client, settings=settings, tuning=tuning, activities=activities)
+        worker = build_worker(client, settings=settings, tuning=tuning, collaborators=collaborators)
     else:
         if tuning.writes_bytecode:
             compileall.compile_dir(Path(__file__).parent, quiet=2, maxlevels=0)

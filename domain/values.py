@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 MAX_TEXT = 2000
 MAX_ID = 64
@@ -98,3 +105,11 @@ Identifier = Annotated[
 """Ids of certificates, orders, users: safe in a workflow id and a log line."""
 
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """The first problem of a pydantic error, as ``field.path: message``."""
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

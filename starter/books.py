@@ -20,20 +20,14 @@ from temporalio.service import RPCError
 from activities.temporal_history import refund_is_running
 from domain.certificates import Certificate
 from domain.errors import CertificateNotFoundError
+from domain.ledger import LedgerEntry
 from domain.values import id_problem
 from starter.client import RefundClient
 from starter.errors import UserError
 from storage.certificates import CertificateStore
-from storage.ledger import Ledger, LedgerEntry
+from storage.ledger import Ledger
 from storage.reconcile import Reconciliation, RefundBalance, reconcile_with_refunds
-from storage.repairs import (
-    COMPLETION,
-    RELEASED,
-    Repair,
-    abandon_repair,
-    record_repair,
-    repairs_of,
-)
+from storage.repairs import COMPLETION, RELEASED, Repair, RepairOrders
 from workflows.contract import RefundReason, RefundRequest, RepairOrder
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import REFUND_STATE
@@ -78,7 +72,13 @@ async def certificate_view(
     status, state = await _refund_status(refunds, refund_id)
     entries = [e for e in Ledger(engine).entries() if e.certificate_id == certificate_id]
     return CertificateView(
-        certificate, refund_id, status, state, balance, entries, repairs_of(engine, certificate_id)
+        certificate,
+        refund_id,
+        status,
+        state,
+        balance,
+        entries,
+        RepairOrders(engine).of(certificate_id),
     )
 
 
@@ -139,7 +139,8 @@ async def repair(
         reason=RefundReason.NO_LONGER_NEEDED,
     )
     order = RepairOrder(action=action, operator=operator, note=note)
-    recorded = record_repair(engine, certificate_id, refund_id, action, operator, note)
+    orders = RepairOrders(engine)
+    recorded = orders.record(certificate_id, refund_id, action, operator, note)
     try:
         await refunds.client.start_workflow(
             RefundWorkflow.run,
@@ -150,7 +151,7 @@ async def repair(
             static_summary=f"Repair ({action}) of refund {refund_id} by {operator}",
         )
     except WorkflowAlreadyStartedError:
-        abandon_repair(engine, recorded)
+        orders.abandon(recorded)
         raise UserError(f"{refund_id} started again meanwhile: see `refunds status`") from None
     still_due = max(balance.due - balance.returned, Decimal("0.00"))
     return RepairResult(certificate_id, refund_id, action, still_due)

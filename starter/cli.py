@@ -19,6 +19,7 @@ from rich.console import Console
 from codec import codec_from
 from domain.decisions import Outcome
 from domain.errors import CertificateNotFoundError, SeedConflictError
+from domain.values import describe_validation_error
 from logs import configure_logging
 from starter import cli_books
 from starter.cli_common import (
@@ -47,8 +48,9 @@ from starter.render import (
     status_panel,
 )
 from starter.review_queue import review_queue
-from storage.seed_file import SeedFileError, describe_validation_error, read_seed_file
-from worker import limit_malloc_arenas, run_worker
+from storage.seed_file import SeedFileError, read_seed_file
+from tuning import limit_malloc_arenas
+from worker import run_worker
 from workflows.business_days import BusinessCalendar
 from workflows.contract import (
     ApproveInput,

@@ -10,13 +10,12 @@ from typing import Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 
-from domain.values import id_problem, time_problem
+from domain.values import describe_validation_error, id_problem, time_problem
 from settings import Settings, get_settings
 from starter.client import RefundClient, refund_client
 from starter.errors import UserError
 from storage.certificates import CertificateStore
 from storage.database import open_database
-from storage.seed_file import describe_validation_error
 
 MAX_REFUND_ID = 128
 

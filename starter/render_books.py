@@ -10,9 +10,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from domain.ledger import LedgerEntry
 from starter.books import CertificateView, RepairResult
 from starter.render import local_time
-from storage.ledger import LedgerEntry
 from storage.reconcile import Reconciliation, RefundBalance
 
 OUTCOME_STYLES = {

@@ -19,8 +19,9 @@ from decimal import Decimal
 from sqlalchemy import Engine, select
 
 from domain.certificates import CertificateStatus, Channel
+from domain.ledger import LedgerEntry
 from storage.certificates import from_cents
-from storage.ledger import Ledger, LedgerEntry
+from storage.ledger import Ledger
 from storage.schema import certificates, orders, payment_legs, revocations
 
 ZERO = Decimal("0.00")

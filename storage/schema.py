@@ -106,6 +106,19 @@ payment_returns = Table(
     Column("returned_at", UTCDateTime, nullable=False),
 )
 
+simulated_channel_returns = Table(
+    "simulated_channel_returns",
+    metadata,
+    Column("channel", String(16), primary_key=True),
+    Column("request_id", String(200), primary_key=True),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reference", String(64), nullable=False),
+    Column("transaction_id", String(64), nullable=False, unique=True),
+    Column("returned_at", UTCDateTime, nullable=False),
+)
+"""What the simulated payment channels returned, one row per channel and request id."""
+
 revocations = Table(
     "revocations",
     metadata,

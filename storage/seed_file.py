@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from domain.certificates import Certificate, CertificateStatus
+from domain.values import describe_validation_error
 
 CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future a purchase or issue time may lie (clocks disagree a little)."""
@@ -17,14 +18,6 @@ KEPT_BY_THE_SYSTEM = ("held_by", "released_by")
 
 class SeedFileError(ValueError):
     """The file cannot be loaded; the message is one line fit for a user."""
-
-
-def describe_validation_error(err: ValidationError) -> str:
-    """The first problem of a pydantic error, as ``field.path: message``."""
-    first = err.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
 
 
 def read_seed_file(path: Path, now: datetime | None = None) -> list[Certificate]:

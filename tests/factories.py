@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from activities.payloads import PaymentReturnRequest
 from domain.certificates import Certificate, Channel
+from domain.ledger import Return, digest
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -62,17 +62,18 @@ def seed_record(cert: Certificate) -> dict[str, Any]:
     return cert.model_dump(mode="json", exclude={"status", "held_by", "released_by"})
 
 
-def alipay_return(
-    refund_id: str, certificate_id: str, leg: int, amount: str = "100.00"
-) -> PaymentReturnRequest:
-    """The request to return leg ``leg`` of a refund to Alipay, under its idempotency key."""
-    return PaymentReturnRequest(
+def alipay_return(refund_id: str, certificate_id: str, leg: int, amount: str = "100.00") -> Return:
+    """Leg ``leg`` of a refund returned to Alipay, as the ledger records it under its key."""
+    key = f"{refund_id}:leg-{leg}"
+    return Return(
+        idempotency_key=key,
         refund_id=refund_id,
         certificate_id=certificate_id,
         leg_index=leg,
-        channel=Channel.ALIPAY,
+        channel=Channel.ALIPAY.value,
+        original_channel=Channel.ALIPAY.value,
         amount=Decimal(amount),
         currency="CNY",
         reference=f"ali-{leg}",
-        idempotency_key=f"{refund_id}:leg-{leg}",
+        transaction_id=f"alipay-{digest(key)}",
     )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from activities.gateways import PaymentGateway
-from activities.payloads import PaymentReceipt, PaymentReturnRequest
+from activities.gateways import ChannelTransaction, PaymentGateway
+from activities.payloads import PaymentReturnRequest
 from domain.errors import PaymentRejectedError
 
 
@@ -16,7 +16,7 @@ class ChannelDown:
         self.down = True
         self.calls = 0
 
-    def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt:
+    def return_payment(self, request: PaymentReturnRequest) -> ChannelTransaction:
         self.calls += 1
         if self.down:
             raise ConnectionError(self.message)
@@ -30,7 +30,7 @@ class RejectsOnce:
         self.inner = inner
         self.refused = False
 
-    def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt:
+    def return_payment(self, request: PaymentReturnRequest) -> ChannelTransaction:
         if not self.refused:
             self.refused = True
             raise PaymentRejectedError("the Alipay account is closed")

@@ -26,7 +26,8 @@ from settings import Settings
 from starter.client import RefundHandle
 from storage.certificates import CertificateStore
 from storage.ledger import Ledger
-from worker import build_worker, sandbox_activities
+from wiring import simulated_collaborators
+from worker import build_worker
 from workflows.contract import RefundRequest, RefundState, RefundStatus
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import ALL_KEYS
@@ -132,14 +133,14 @@ class Harness:
         """A worker whose ``channel`` goes through ``wrap`` (and settings changed); yields the
         wrapped gateway. Refunds submitted inside the block run on that worker."""
         settings = self.settings.model_copy(update=overrides)
-        activities = sandbox_activities(settings)
-        gateway = wrap(activities.gateways[channel])
-        activities.gateways = {**activities.gateways, channel: gateway}
+        collaborators = simulated_collaborators(settings)
+        gateway = wrap(collaborators.gateways[channel])
+        collaborators.gateways = {**collaborators.gateways, channel: gateway}
         task_queue = f"{self.task_queue}-{uuid.uuid4().hex[:6]}"
         previous, self.task_queue = self.task_queue, task_queue
         try:
             async with build_worker(
-                self.client, settings=settings, activities=activities, task_queue=task_queue
+                self.client, settings=settings, collaborators=collaborators, task_queue=task_queue
             ):
                 yield gateway
         finally:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.memory_store import memory_activities
+from bench.memory_store import memory_collaborators
 from domain.certificates import CertificateStatus, Channel
 from domain.errors import CertificateNotFoundError
 from storage.certificates import CertificateStore
@@ -19,18 +19,19 @@ def test_memory_store_answers_from_what_was_seeded_and_writes_nothing(tmp_path: 
     engine = open_database(f"sqlite:///{tmp_path / 'refunds.db'}")
     seeded = certificate("cas-mem", purchased_at=shanghai(2026, 11, 20))
     CertificateStore(engine).seed([seeded])
-    activities = memory_activities(engine)
+    memory = memory_collaborators(engine)
 
-    assert activities.store.get("cas-mem") == CertificateStore(engine).get("cas-mem")
+    assert memory.store.get("cas-mem") == CertificateStore(engine).get("cas-mem")
     with pytest.raises(CertificateNotFoundError):
-        activities.store.get("cas-missing")
-    assert activities.store.cancel_order("cas-mem", "refund-1") == "ord-cas-mem"
-    assert activities.store.mark_refunded("cas-mem", "refund-1") is CertificateStatus.REFUNDED
+        memory.store.get("cas-missing")
+    assert memory.store.cancel_order("cas-mem", "refund-1") == "ord-cas-mem"
+    assert memory.store.mark_refunded("cas-mem", "refund-1") is CertificateStatus.REFUNDED
 
-    request = alipay_return("refund-1", "cas-mem", 0)
-    receipt = activities.gateways[Channel.ALIPAY].return_payment(request)
-    assert (receipt.channel, receipt.amount) == ("alipay", request.amount)
-    assert receipt.idempotency_key == "refund-1:leg-0"
+    returned = alipay_return("refund-1", "cas-mem", 0)
+    entry, existed = memory.ledger.record(returned)
+    assert (entry.channel, entry.amount, existed) == ("alipay", returned.amount, False)
+    assert memory.ledger.find(returned.idempotency_key) is None
     assert Ledger(engine).entries() == []
     assert CertificateStore(engine).get("cas-mem").status is CertificateStatus.PAID
     assert CertificateStore(engine).order_status("cas-mem") == "open"
+    assert Channel.ALIPAY in memory.gateways

@@ -19,7 +19,8 @@ from settings import Settings
 from starter.client import connect, metrics_runtime
 from tests.factories import certificate
 from tests.live_system import free_port
-from worker import build_worker, workflow_runner
+from tuning import workflow_runner
+from worker import build_worker
 from workflows.contract import RefundState
 
 REFUNDS = str(Path(sys.executable).with_name("refunds"))

@@ -19,7 +19,8 @@ from storage.schema import certificates, orders, revocations
 from tests.factories import certificate
 from tests.gateways import ChannelDown
 from tests.harness import Harness, task_failures, workflow_tasks_completed
-from worker import build_worker, sandbox_activities
+from wiring import simulated_collaborators
+from worker import build_worker
 from workflows.contract import (
     ActionResult,
     ApproveInput,
@@ -267,11 +268,11 @@ class SlowHold(CertificateStore):
 
 
 async def test_a_cancellation_while_the_certificate_is_being_held_is_a_cancel(harness):
-    activities = sandbox_activities(harness.settings)
+    activities = simulated_collaborators(harness.settings)
     activities.store = SlowHold(activities.store.engine)
     queue = f"fe-slow-{uuid.uuid4().hex[:6]}"
     async with build_worker(
-        harness.client, settings=harness.settings, activities=activities, task_queue=queue
+        harness.client, settings=harness.settings, collaborators=activities, task_queue=queue
     ):
         cert = certificate("fe-holding", purchased_at=now() - timedelta(days=10))
         harness.store.seed([cert])
@@ -304,12 +305,12 @@ class RefusesOnce:
 
 async def test_a_continued_run_in_needs_attention_still_revokes_on_retry(harness):
     settings = harness.settings.model_copy(update={"history_event_limit": 100})
-    activities = sandbox_activities(settings)
+    activities = simulated_collaborators(settings)
     activities.authority = RefusesOnce(activities.authority)
     queue = f"fe-ca-{uuid.uuid4().hex[:6]}"
     harness.task_queue = queue
     async with build_worker(
-        harness.client, settings=settings, activities=activities, task_queue=queue
+        harness.client, settings=settings, collaborators=activities, task_queue=queue
     ):
         cert = certificate("fe-revoke-later", purchased_at=now() - timedelta(days=10))
         handle = await harness.submit(cert)

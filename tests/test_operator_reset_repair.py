@@ -16,7 +16,7 @@ from domain.certificates import Channel
 from starter.books import books, repair
 from starter.client import RefundClient
 from starter.errors import UserError
-from storage.repairs import repairs_of
+from storage.repairs import RepairOrders
 from storage.schema import notifications
 from tests.factories import alipay_return, certificate
 from tests.gateways import ChannelDown
@@ -135,7 +135,7 @@ async def test_a_refund_terminated_in_review_is_an_orphaned_hold_that_repair_rel
     assert "hold released by an operator" in [e.action for e in released.audit]
     assert harness.store.get(cert.certificate_id).status == "issued"
     assert harness.ledger.entries() == []
-    [order] = repairs_of(harness.store.engine, cert.certificate_id)
+    [order] = RepairOrders(harness.store.engine).of(cert.certificate_id)
     assert order.claimed_by_run == (await harness.handle(handle.id).describe()).run_id
     found = await books(refunds, harness.store.engine)
     assert (found.orphaned_holds, found.divergent) == (0, 0)

@@ -12,7 +12,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from converter import DATA_CONVERTER
 from tests.record_histories import CURRENT, HISTORIES
 from tests.scenarios import SCENARIOS
-from worker import workflow_runner
+from tuning import workflow_runner
 from workflows.refund import RefundWorkflow
 from workflows.steps import RefundSteps
 

@@ -153,7 +153,7 @@ def test_a_return_keeps_one_transaction_id_per_key(store):
 
 
 def test_a_hold_is_never_restored_once_its_refund_cancelled_the_order_or_revoked(store):
-    from activities.sandbox import SandboxCertificateAuthority
+    from activities.simulated import SimulatedCertificateAuthority
 
     store.seed(
         [
@@ -166,17 +166,17 @@ def test_a_hold_is_never_restored_once_its_refund_cancelled_the_order_or_revoked
     assert store.restore("cas-u", "r1") == "refund_pending"
     assert (store.get("cas-u").held_by, store.get("cas-u").released_by) == ("r1", "r1")
     store.mark_refund_pending("cas-i", "r2")
-    SandboxCertificateAuthority(store.engine, store).revoke("cas-i", "r2")
+    SimulatedCertificateAuthority(store.engine, store).revoke("cas-i", "r2")
     assert store.restore("cas-i", "r2") == "revoked"
     assert (store.get("cas-i").held_by, store.get("cas-i").released_by) == ("r2", "r2")
 
 
 def test_a_hold_ends_when_another_party_revoked_the_certificate(store):
-    from activities.sandbox import SandboxCertificateAuthority
+    from activities.simulated import SimulatedCertificateAuthority
 
     store.seed([certificate("cas-1", purchased_at=PURCHASED, issued_at=PURCHASED)])
     store.mark_refund_pending("cas-1", "r1")
-    SandboxCertificateAuthority(store.engine, store).revoke("cas-1", "ca-console")
+    SimulatedCertificateAuthority(store.engine, store).revoke("cas-1", "ca-console")
     assert store.restore("cas-1", "r1") == "revoked"
     assert store.get("cas-1").held_by is None
 
@@ -184,22 +184,23 @@ def test_a_hold_ends_when_another_party_revoked_the_certificate(store):
 def test_a_repair_order_is_claimed_once_by_one_run_within_its_window(store):
     from datetime import timedelta
 
-    from storage.repairs import abandon_repair, claim_repair, record_repair, repairs_of
+    from storage.repairs import RepairOrders
 
     store.seed([certificate("cas-1", purchased_at=PURCHASED)])
+    orders = RepairOrders(store.engine)
     args = ("refund-cas-1", "cas-1", "op-1", "complete")
-    assert not claim_repair(store.engine, *args, "run-0")  # nothing recorded
-    stale = record_repair(store.engine, "cas-1", "refund-cas-1", "complete", "op-1", "n")
-    abandon_repair(store.engine, stale)
-    assert not claim_repair(store.engine, *args, "run-1")  # an abandoned order never counts
-    record_repair(store.engine, "cas-1", "refund-cas-1", "complete", "op-1", "n")
-    later = repairs_of(store.engine, "cas-1")[-1].at + timedelta(minutes=11)
-    assert not claim_repair(store.engine, *args, "run-1", now=later)  # too old
-    assert not claim_repair(store.engine, "refund-cas-1", "cas-1", "op-2", "complete", "run-1")
-    assert claim_repair(store.engine, *args, "run-1")
-    assert claim_repair(store.engine, *args, "run-1")  # the same run, retried
-    assert not claim_repair(store.engine, *args, "run-2")
-    assert [r.claimed_by_run for r in repairs_of(store.engine, "cas-1")] == [
+    assert not orders.claim(*args, "run-0")  # nothing recorded
+    stale = orders.record("cas-1", "refund-cas-1", "complete", "op-1", "n")
+    orders.abandon(stale)
+    assert not orders.claim(*args, "run-1")  # an abandoned order never counts
+    orders.record("cas-1", "refund-cas-1", "complete", "op-1", "n")
+    later = orders.of("cas-1")[-1].at + timedelta(minutes=11)
+    assert not orders.claim(*args, "run-1", now=later)  # too old
+    assert not orders.claim("refund-cas-1", "cas-1", "op-2", "complete", "run-1")
+    assert orders.claim(*args, "run-1")
+    assert orders.claim(*args, "run-1")  # the same run, retried
+    assert not orders.claim(*args, "run-2")
+    assert [r.claimed_by_run for r in orders.of("cas-1")] == [
         "not started",
         "run-1",
     ]

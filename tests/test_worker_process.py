@@ -8,7 +8,7 @@ from pathlib import Path
 
 FREEZE_CHECK = """
 import gc, weakref
-from worker import freeze_startup_heap
+from tuning import freeze_startup_heap
 
 class Node:
     pass

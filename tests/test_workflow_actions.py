@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from activities.gateways import PaymentGateway
-from activities.payloads import PaymentReceipt, PaymentReturnRequest
+from activities.gateways import ChannelTransaction, PaymentGateway
+from activities.payloads import PaymentReturnRequest
 from domain.certificates import Channel
 from tests.factories import certificate
 from tests.harness import refusal
-from worker import build_worker, sandbox_activities
+from wiring import simulated_collaborators
+from worker import build_worker
 from workflows.contract import ApproveInput, CancelInput, RefundState, RejectInput
 from workflows.refund import RefundWorkflow
 
@@ -160,7 +161,7 @@ class CrashAfterPaying:
         self.failures = failures
         self.calls = 0
 
-    def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt:
+    def return_payment(self, request: PaymentReturnRequest) -> ChannelTransaction:
         self.calls += 1
         receipt = self.inner.return_payment(request)
         if self.calls <= self.failures:
@@ -169,12 +170,15 @@ class CrashAfterPaying:
 
 
 async def test_a_transient_failure_after_paying_still_pays_once(harness, temporal_env):
-    activities = sandbox_activities(harness.settings)
+    activities = simulated_collaborators(harness.settings)
     flaky = CrashAfterPaying(activities.gateways[Channel.ALIPAY], failures=2)
     activities.gateways = {**activities.gateways, Channel.ALIPAY: flaky}
     task_queue = f"{harness.task_queue}-flaky"
     async with build_worker(
-        temporal_env.client, settings=harness.settings, activities=activities, task_queue=task_queue
+        temporal_env.client,
+        settings=harness.settings,
+        collaborators=activities,
+        task_queue=task_queue,
     ):
         harness.task_queue = task_queue
         cert = certificate("flaky-1", purchased_at=datetime.now(UTC) - timedelta(days=1))

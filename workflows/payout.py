@@ -14,12 +14,14 @@ from temporalio.exceptions import ActivityError, RetryState, TimeoutError, Timeo
 
 with workflow.unsafe.imports_passed_through():
     from activities.payloads import CertificateChange, ManualReturn, PaymentReturnRequest
-    from activities.refund_activities import RefundActivities
+    from activities.payments import PaymentActivities
+    from activities.records import RecordActivities
     from domain.certificates import Channel
     from domain.errors import NON_RETRYABLE, PAYMENT_REJECTED
     from workflows import metrics
     from workflows.contract import SETTLED_LEG_STATES, LegState, LegStatus
-    from workflows.progress import RefundProgress
+
+from workflows.progress import RefundProgress
 
 RECORD_TIMEOUT = timedelta(seconds=30)
 RECORD_RETRY = RetryPolicy(
@@ -34,9 +36,9 @@ PAYMENT_RETRY = RetryPolicy(
 )
 
 LEG_ACTIVITIES = {
-    Channel.ALIPAY: RefundActivities.return_to_alipay,
-    Channel.BANK: RefundActivities.return_to_bank,
-    Channel.ACCOUNT_BALANCE: RefundActivities.return_to_account_balance,
+    Channel.ALIPAY: PaymentActivities.return_to_alipay,
+    Channel.BANK: PaymentActivities.return_to_bank,
+    Channel.ACCOUNT_BALANCE: PaymentActivities.return_to_account_balance,
 }
 
 
@@ -61,12 +63,12 @@ class Payout:
     async def _release(self, revoke: bool) -> None:
         step, what, who = (
             (
-                RefundActivities.revoke_certificate,
+                RecordActivities.revoke_certificate,
                 "revoke the certificate",
                 "the certificate authority",
             )
             if revoke
-            else (RefundActivities.cancel_order, "cancel the certificate order", "the order system")
+            else (RecordActivities.cancel_order, "cancel the certificate order", "the order system")
         )
         since = workflow.now()
         try:
@@ -159,7 +161,7 @@ class Payout:
         for leg in [leg for leg in progress.legs if leg.status is LegState.FAILED]:
             assert leg.idempotency_key is not None
             receipt = await workflow.execute_activity_method(
-                RefundActivities.record_manual_return,
+                PaymentActivities.record_manual_return,
                 ManualReturn(
                     refund_id=progress.refund_id,
                     certificate_id=certificate.certificate_id,

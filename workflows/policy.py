@@ -231,6 +231,26 @@ def refund_action_shown(
     return age <= CONSOLE_REFUND_ACTION_DAYS
 
 
+def assess(
+    certificate: Certificate,
+    now: datetime,
+    *,
+    timezone: str = DEFAULT_TIMEZONE,
+    calendar: BusinessCalendar | None = None,
+) -> tuple[Decision, datetime | None]:
+    """The decision at ``now`` and, for a manual review, its deadline, with every warning.
+
+    The one composition of the rules: the assessment activity and ``refunds check`` both use it.
+    """
+    calendar = calendar or BusinessCalendar()
+    decision = evaluate(certificate, now, timezone=timezone, calendar=calendar)
+    if decision.outcome is not Outcome.MANUAL_REVIEW:
+        return decision, None
+    deadline, warnings = review_deadline(certificate, now, timezone=timezone, calendar=calendar)
+    missing = [w for w in warnings if w not in decision.warnings]
+    return decision.model_copy(update={"warnings": [*decision.warnings, *missing]}), deadline
+
+
 def review_deadline(
     certificate: Certificate,
     submitted_at: datetime,

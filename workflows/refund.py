@@ -25,10 +25,9 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.refund_activities import RefundActivities
+    from activities.records import RecordActivities
     from domain.certificates import CertificateStatus
     from domain.decisions import Assessment, Outcome
-    from workflows.audit import bounded
     from workflows.contract import (
         ActionResult,
         ApproveInput,
@@ -41,16 +40,18 @@ with workflow.unsafe.imports_passed_through():
         RejectInput,
         ReviewAction,
     )
-    from workflows.payout import NeedsAttentionError, Payout, cause
-    from workflows.progress import RefundProgress
-    from workflows.review_desk import TEMPORAL_CANCELLATION, ReviewDesk
     from workflows.search_attributes import (
         CERTIFICATE_ID,
         PAYMENT_CHANNELS,
         REFUND_STATE,
         REVIEW_DEADLINE,
     )
-    from workflows.steps import RULES_ACTOR, SYSTEM, RefundSteps
+
+from workflows.audit import bounded
+from workflows.payout import NeedsAttentionError, Payout, cause
+from workflows.progress import RefundProgress
+from workflows.review_desk import TEMPORAL_CANCELLATION, ReviewDesk
+from workflows.steps import RULES_ACTOR, SYSTEM, RefundSteps
 
 ONE_VISIBILITY_UPDATE = "local-load-final-state-at-close"
 """Patch (v2): the certificate is loaded by a local activity and the final state is set as the
@@ -279,7 +280,7 @@ class RefundWorkflow:
     async def _review_request(self, assessment: Assessment) -> None:
         deadline = assessment.review_deadline
         assert deadline is not None
-        await self._steps.run(RefundActivities.mark_refund_pending)
+        await self._steps.run(RecordActivities.mark_refund_pending)
         workflow.upsert_search_attributes([REVIEW_DEADLINE.value_set(deadline)])
         self._steps.set_state(RefundState.VALIDATING_APPLICATION)
         await self._await_review()
@@ -372,7 +373,7 @@ class RefundWorkflow:
         it or cancelled its order (a re-run after a reset): then the refund must complete."""
         steps = self._steps
         try:
-            status = await steps.run(RefundActivities.restore_certificate)
+            status = await steps.run(RecordActivities.restore_certificate)
         except ActivityError as err:
             self._progress.record(SYSTEM, "certificate not restored", False, cause(err))
             return True
@@ -439,7 +440,7 @@ class RefundWorkflow:
             steps.set_state(RefundState.REFUNDING)
             if action is not None and action.action is ReviewAction.RESOLVE:
                 await self._payout.settle_by_hand(action.actor, action.text)
-        await steps.run(RefundActivities.mark_refunded)
+        await steps.run(RecordActivities.mark_refunded)
         steps.set_state(RefundState.REFUNDED)
         await steps.notify("")
 

@@ -20,16 +20,17 @@ with workflow.unsafe.imports_passed_through():
     from activities.payloads import CancellationLookup
     from activities.temporal_history import HistoryActivities
     from domain.values import shown_id
-    from workflows.audit import bounded
     from workflows.contract import ActionResult, OperatorInput, RefundState, ReviewAction
-    from workflows.payout import cause
-    from workflows.progress import RefundProgress
-    from workflows.review_checks import (
-        ReviewContext,
-        cancellation_refusal,
-        operator_refusal,
-        review_refusal,
-    )
+
+from workflows.audit import bounded
+from workflows.payout import cause
+from workflows.progress import RefundProgress
+from workflows.review_checks import (
+    ReviewContext,
+    cancellation_refusal,
+    operator_refusal,
+    review_refusal,
+)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 

@@ -14,6 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.assessment import AssessmentActivities
+    from activities.customers import CustomerActivities
     from activities.payloads import (
         AssessInput,
         CertificateChange,
@@ -21,15 +22,16 @@ with workflow.unsafe.imports_passed_through():
         RepairClaim,
         SupportTicketRequest,
     )
-    from activities.refund_activities import RefundActivities
+    from activities.records import RecordActivities
     from domain.certificates import Certificate
     from domain.decisions import Assessment, Outcome
     from domain.errors import CERTIFICATE_NOT_FOUND
     from workflows import metrics
     from workflows.contract import FINAL_STATES, LegState, LegStatus, RefundState, RepairOrder
-    from workflows.payout import RECORD_RETRY, RECORD_TIMEOUT, cause
-    from workflows.progress import RefundProgress
     from workflows.search_attributes import REFUND_STATE
+
+from workflows.payout import RECORD_RETRY, RECORD_TIMEOUT, cause
+from workflows.progress import RefundProgress
 
 ASSESS_TIMEOUT = timedelta(seconds=10)
 RULES_ACTOR = "rules"
@@ -75,14 +77,14 @@ class RefundSteps:
             # Two calls, not one through a chosen function: mypy cannot type that choice.
             if self.local_load:
                 return await workflow.execute_local_activity_method(
-                    RefundActivities.load_certificate,
+                    RecordActivities.load_certificate,
                     certificate_id,
                     start_to_close_timeout=RECORD_TIMEOUT,
                     retry_policy=RECORD_RETRY,
                     summary=summary,
                 )
             return await workflow.execute_activity_method(
-                RefundActivities.load_certificate,
+                RecordActivities.load_certificate,
                 certificate_id,
                 start_to_close_timeout=RECORD_TIMEOUT,
                 retry_policy=RECORD_RETRY,
@@ -173,7 +175,7 @@ class RefundSteps:
         self.progress.record(request.requester, "asked for technical support", detail=contact.kind)
         return asyncio.ensure_future(
             workflow.execute_activity_method(
-                RefundActivities.open_support_ticket,
+                CustomerActivities.open_support_ticket,
                 SupportTicketRequest(
                     refund_id=self.progress.refund_id,
                     certificate_id=request.certificate_id,
@@ -191,7 +193,7 @@ class RefundSteps:
         assert certificate is not None
         decision = progress.decision
         await workflow.execute_activity_method(
-            RefundActivities.notify_customer,
+            CustomerActivities.notify_customer,
             CustomerNotice(
                 refund_id=progress.refund_id,
                 certificate_id=certificate.certificate_id,
@@ -210,7 +212,7 @@ class RefundSteps:
         """Whether ``refunds repair`` recorded this order; this run then holds it."""
         progress = self.progress
         claimed: bool = await workflow.execute_activity_method(
-            RefundActivities.claim_repair_order,
+            RecordActivities.claim_repair_order,
             RepairClaim(
                 refund_id=progress.refund_id,
                 certificate_id=progress.request.certificate_id,

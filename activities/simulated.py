@@ -1,4 +1,5 @@
-"""Sandbox external systems: each records its effect in the system of record, once."""
+"""The simulated outside world (payment channels, CA, support desk, notices): each records its
+effect in the system of record, once, so that "paid exactly once" can be checked."""
 
 from __future__ import annotations
 
@@ -9,31 +10,45 @@ from typing import Any
 from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from activities.payloads import (
-    CustomerNotice,
-    PaymentReceipt,
-    PaymentReturnRequest,
-    SupportTicketRequest,
-)
+from activities.gateways import ChannelTransaction
+from activities.payloads import CustomerNotice, PaymentReturnRequest, SupportTicketRequest
 from domain.certificates import CertificateStatus, Channel
 from domain.errors import StatusConflictError
-from storage.certificates import CertificateStore
-from storage.ledger import Ledger, receipt
-from storage.schema import notifications, revocations, support_tickets
+from domain.ledger import digest
+from storage.certificates import CertificateStore, to_cents
+from storage.schema import (
+    notifications,
+    revocations,
+    simulated_channel_returns,
+    support_tickets,
+)
 
 
-class SandboxPaymentGateway:
-    """A payment channel that 'pays' by writing the ledger under the idempotency key."""
+class SimulatedPaymentChannel:
+    """A payment channel that keeps its own record of returns, one per request id, as a real
+    channel does: asked again with the same id, it answers with the first transaction."""
 
-    def __init__(self, ledger: Ledger, channel: Channel) -> None:
-        self.ledger = ledger
+    def __init__(self, engine: Engine, channel: Channel) -> None:
+        self.engine = engine
         self.channel = channel
 
-    def return_payment(self, request: PaymentReturnRequest) -> PaymentReceipt:
-        return receipt(*self.ledger.record(request, channel=self.channel))
+    def return_payment(self, request: PaymentReturnRequest) -> ChannelTransaction:
+        transaction_id = f"{self.channel.value}-{digest(request.idempotency_key)}"
+        _insert_once(
+            self.engine,
+            simulated_channel_returns,
+            channel=self.channel.value,
+            request_id=request.idempotency_key,
+            amount_cents=to_cents(request.amount),
+            currency=request.currency,
+            reference=request.reference,
+            transaction_id=transaction_id,
+            returned_at=datetime.now(UTC),
+        )
+        return ChannelTransaction(transaction_id)
 
 
-class SandboxCertificateAuthority:
+class SimulatedCertificateAuthority:
     def __init__(self, engine: Engine, store: CertificateStore) -> None:
         self.engine = engine
         self.store = store
@@ -59,7 +74,7 @@ class SandboxCertificateAuthority:
             self.store.set_status(conn, certificate_id, CertificateStatus.REVOKED)
 
 
-class SandboxSupportDesk:
+class SimulatedSupportDesk:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
@@ -77,7 +92,7 @@ class SandboxSupportDesk:
         return f"ticket-{request.refund_id}"
 
 
-class SandboxNotifier:
+class SimulatedNotifier:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 

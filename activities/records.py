@@ -1,0 +1,105 @@
+"""System-of-record activities: a refund's certificate, its order, its revocation, repair orders.
+
+Every change takes the refund id and is idempotent, so a retried activity finds its change made
+and does nothing more. A failure a retry cannot fix (a conflict, a missing or inconsistent
+certificate) is raised as a non-retryable ``ApplicationError`` of a type the workflow recognises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.gateways import CertificateAuthority
+from activities.payloads import CertificateChange, RepairClaim
+from domain.certificates import Certificate, CertificateStatus
+from domain.errors import (
+    CERTIFICATE_DATA_INVALID,
+    CERTIFICATE_NOT_FOUND,
+    REVOCATION_REFUSED,
+    STATUS_CONFLICT,
+    CertificateNotFoundError,
+    RevocationRefusedError,
+    StatusConflictError,
+)
+from domain.values import describe_validation_error
+
+if TYPE_CHECKING:
+    from storage.certificates import CertificateStore
+    from storage.repairs import RepairOrders
+
+
+class RecordActivities:
+    def __init__(
+        self, store: CertificateStore, authority: CertificateAuthority, repairs: RepairOrders
+    ) -> None:
+        self.store = store
+        self.authority = authority
+        self.repairs = repairs
+
+    @activity.defn(name="load_certificate")
+    def load_certificate(self, certificate_id: str) -> Certificate:
+        with _conflicts_are_final():
+            try:
+                return self.store.get(certificate_id)
+            except ValidationError as err:
+                raise ApplicationError(
+                    f"certificate data is inconsistent: {describe_validation_error(err)}",
+                    type=CERTIFICATE_DATA_INVALID,
+                    non_retryable=True,
+                ) from err
+
+    @activity.defn(name="mark_refund_pending")
+    def mark_refund_pending(self, change: CertificateChange) -> CertificateStatus:
+        with _conflicts_are_final():
+            return self.store.mark_refund_pending(change.certificate_id, change.refund_id)
+
+    @activity.defn(name="restore_certificate")
+    def restore_certificate(self, change: CertificateChange) -> CertificateStatus:
+        with _conflicts_are_final():
+            return self.store.restore(change.certificate_id, change.refund_id)
+
+    @activity.defn(name="mark_refunded")
+    def mark_refunded(self, change: CertificateChange) -> CertificateStatus:
+        with _conflicts_are_final():
+            return self.store.mark_refunded(change.certificate_id, change.refund_id)
+
+    @activity.defn(name="cancel_order")
+    def cancel_order(self, change: CertificateChange) -> str:
+        with _conflicts_are_final():
+            return self.store.cancel_order(change.certificate_id, change.refund_id)
+
+    @activity.defn(name="revoke_certificate")
+    def revoke_certificate(self, change: CertificateChange) -> None:
+        try:
+            with _conflicts_are_final():
+                self.authority.revoke(change.certificate_id, change.refund_id)
+        except RevocationRefusedError as err:
+            raise ApplicationError(str(err), type=REVOCATION_REFUSED, non_retryable=True) from err
+        activity.logger.info(
+            "certificate revoked",
+            extra={"refund_id": change.refund_id, "certificate_id": change.certificate_id},
+        )
+
+    @activity.defn(name="claim_repair_order")
+    def claim_repair_order(self, claim: RepairClaim) -> bool:
+        """Whether ``refunds repair`` recorded this order (and this run now holds it)."""
+        return self.repairs.claim(
+            claim.refund_id, claim.certificate_id, claim.operator, claim.action, claim.run_id
+        )
+
+
+@contextmanager
+def _conflicts_are_final() -> Iterator[None]:
+    """Turn a conflict into a non-retryable failure: the same call would conflict again."""
+    try:
+        yield
+    except StatusConflictError as err:
+        raise ApplicationError(str(err), type=STATUS_CONFLICT, non_retryable=True) from err
+    except CertificateNotFoundError as err:
+        raise ApplicationError(str(err), type=CERTIFICATE_NOT_FOUND, non_retryable=True) from err

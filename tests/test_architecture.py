@@ -1,0 +1,51 @@
+"""The seams hold: workflow code imports no worker-side machinery, and the client speaks to the
+workflow through its methods, never through names spelled as strings."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("sqlalchemy", "cryptography", "settings", "storage", "psycopg", "aiohttp")
+
+
+def test_importing_the_workflows_imports_no_database_crypto_or_settings():
+    probe = (
+        "import sys, workflows.refund, workflows.reconciliation; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_no_signal_or_update_name_is_spelled_outside_the_workflow():
+    names = "approve_request|reject_request|cancel_request|retry_payments|resolve_manually"
+    spelled = re.compile(rf"[\"']({names})[\"']")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for folder in ("starter", "chaos", "bench")
+        for path in (ROOT / folder).rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if spelled.search(line)
+    ]
+    assert offenders == []
+
+
+def test_no_module_outside_the_tests_is_longer_than_about_350_lines():
+    too_long = {
+        str(path.relative_to(ROOT)): lines
+        for path in ROOT.glob("*/*.py")
+        if path.parts[-2] not in ("tests", ".venv") and not path.parts[-2].startswith(".")
+        if (lines := len(path.read_text().splitlines())) > 370
+    }
+    too_long |= {
+        path.name: lines
+        for path in ROOT.glob("*.py")
+        if (lines := len(path.read_text().splitlines())) > 370
+    }
+    assert too_long == {}

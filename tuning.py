@@ -1,0 +1,154 @@
+"""How a worker runs: its slots, pollers and cache, the SDK sandbox, and process tweaks.
+
+The defaults are what ``make bench`` measured best with the sandbox on (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import compileall
+import ctypes
+import gc
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from temporalio.worker import PollerBehaviorSimpleMaximum, UnsandboxedWorkflowRunner, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+import workflows
+from settings import WorkflowSandbox
+
+PASSTHROUGH_MODULES = (
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_extensions",
+    "structlog",
+    "holidays",
+    "domain",
+    "workflows.contract",
+    "activities.payloads",
+    "workflows.metrics",
+    "workflows.models",
+    "workflows.search_attributes",
+)
+"""Pure or worker-side modules the sandbox imports once instead of once per workflow run."""
+
+WORKFLOW_MODULES = (
+    "workflows.refund",
+    "workflows.payout",
+    "workflows.progress",
+    "workflows.audit",
+    "workflows.review_checks",
+    "workflows.review_desk",
+    "workflows.steps",
+    "workflows.reconciliation",
+)
+"""The workflow code itself: imported into the sandbox (and so checked) for every run in the
+strict sandbox; passed through, unchecked, with ``imports-once`` (see ``workflow_runner``)."""
+
+M_ARENA_MAX = -8
+"""glibc's ``mallopt`` parameter behind the ``MALLOC_ARENA_MAX`` variable."""
+
+
+@dataclass(frozen=True)
+class WorkerTuning:
+    """Worker knobs; the defaults are what ``make bench`` measured best (see BENCHMARKS.md)."""
+
+    max_concurrent_activities: int = 48
+    max_cached_workflows: int = 500
+    workflow_pollers: int = 5
+    activity_pollers: int = 5
+    sandbox: WorkflowSandbox = "strict"
+    passthrough: bool = True
+    precompile: bool = True
+
+    @property
+    def writes_bytecode(self) -> bool:
+        """Whether to precompile: only the strict sandbox re-imports workflow code every run."""
+        return self.precompile and self.sandbox == "strict"
+
+
+def precompile_workflow_code() -> None:
+    """Write bytecode for the workflow package, even under PYTHONDONTWRITEBYTECODE.
+
+    The strict sandbox (the test suite's) imports the workflow module afresh for every workflow
+    run; without a ``.pyc`` that means compiling it from source each time (a measured 30% of
+    worker CPU per refund, BENCHMARKS.md). Imports read ``.pyc`` files whatever that variable
+    says.
+    """
+    package = Path(workflows.__file__).parent
+    compileall.compile_dir(package, quiet=2, maxlevels=0)
+
+
+def workflow_runner(
+    sandbox: WorkflowSandbox,
+    *,
+    passthrough: bool = True,
+    workflow_modules: tuple[str, ...] = WORKFLOW_MODULES,
+) -> WorkflowRunner:
+    """What runs workflow code: the SDK's sandbox, strict or importing once, or no sandbox.
+
+    ``strict`` (the default everywhere, production included) is the SDK's own: the workflow
+    modules are imported into the sandbox for every run, so its restrictions (no
+    ``datetime.now``, randomness or I/O) apply to the workflow code itself, at run time.
+    ``imports-once`` passes the workflow modules through: imported once, cheaper, but their
+    code then runs unchecked (a passed-through module holds the real ``datetime``), as with
+    ``off``, which runs no sandbox at all. Both are explicit opt-ins (BENCHMARKS.md has the cost).
+    """
+    if sandbox == "off":
+        return UnsandboxedWorkflowRunner()
+    restrictions = SandboxRestrictions.default
+    if passthrough:
+        modules: tuple[str, ...] = PASSTHROUGH_MODULES
+        if sandbox == "imports-once":
+            modules += workflow_modules
+        restrictions = restrictions.with_passthrough_modules(*modules)
+    return SandboxedWorkflowRunner(restrictions=restrictions)
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas, as ``MALLOC_ARENA_MAX`` would, unless that variable is set.
+
+    glibc gives threads that allocate at the same time arenas of their own, up to eight per core,
+    and memory freed in one arena is not reused by another: with the SDK's threads and the
+    activity pool, that fragmentation was over a quarter of the memory per cached workflow
+    (BENCHMARKS.md). Call it before the worker's threads start. A no-op off glibc.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(M_ARENA_MAX, arenas)
+
+
+def freeze_startup_heap() -> None:
+    """Keep what start-up created (modules, classes, the worker itself) out of later collections.
+
+    The collector's full passes walk every tracked object; most of them live as long as the
+    process, and a full pass stopped a busy worker for about 80 ms. Frozen, they are skipped:
+    garbage collection fell from 1.07 to 0.63-0.74 ms per auto refund in a drain (BENCHMARKS.md).
+    Call it once the worker is built, just before it runs.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def worker_options(
+    tuning: WorkerTuning, workflow_modules: tuple[str, ...] = WORKFLOW_MODULES
+) -> dict[str, Any]:
+    """The ``Worker`` arguments a tuning stands for (shared with the benchmark's baseline)."""
+    return {
+        "activity_executor": ThreadPoolExecutor(max_workers=tuning.max_concurrent_activities),
+        "max_concurrent_activities": tuning.max_concurrent_activities,
+        "max_cached_workflows": tuning.max_cached_workflows,
+        "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(tuning.workflow_pollers),
+        "activity_task_poller_behavior": PollerBehaviorSimpleMaximum(tuning.activity_pollers),
+        "workflow_runner": workflow_runner(
+            tuning.sandbox, passthrough=tuning.passthrough, workflow_modules=workflow_modules
+        ),
+    }
