@@ -44,6 +44,7 @@ WORKFLOW_MODULES = (
     "workflows.review_checks",
     "workflows.review_desk",
     "workflows.steps",
+    "workflows.endings",
     "workflows.reconciliation",
 )
 """The workflow code itself: imported into the sandbox (and so checked) for every run in the

@@ -109,39 +109,39 @@ async def submit_all(run: Run, task_queue: str, span: float) -> None:
 
 async def decide(run: Run, refund_id: str) -> None:
     """The reviewer's decision; a 'race' sends approve and cancel at the same moment."""
-    handle = run.client.get_workflow_handle(refund_id)
+    handle: RefundHandle = run.client.get_workflow_handle_for(RefundWorkflow.run, refund_id)
     plan = run.cases[refund_id].plan
     owner = run.cases[refund_id].certificate.owner
     reviewer = run.rng.choice(REVIEWERS.split(","))
 
-    async def update(name: str, payload: Any) -> None:
+    async def update(send: Callable[[], Awaitable[Any]]) -> None:
         # Refused when the other racer decided first.
         with contextlib.suppress(WorkflowUpdateFailedError):
-            await persist(lambda: handle.execute_update(name, payload), run)
+            await persist(send, run)
 
+    approval = ApproveInput(reviewer=reviewer)
+    cancellation = CancelInput(requester=owner)
     if plan == "approve":
-        await update("approve_request", ApproveInput(reviewer=reviewer))
+        await update(lambda: handle.execute_update(RefundWorkflow.approve_request, approval))
     elif plan == "reject":
-        await update("reject_request", RejectInput(reviewer=reviewer, reason="chaos says no"))
+        rejection = RejectInput(reviewer=reviewer, reason="chaos says no")
+        await update(lambda: handle.execute_update(RefundWorkflow.reject_request, rejection))
     elif plan == "cancel":
-        await update("cancel_request", CancelInput(requester=owner))
+        await update(lambda: handle.execute_update(RefundWorkflow.cancel_request, cancellation))
     else:
         await asyncio.gather(
-            persist(lambda: handle.signal("approve", ApproveInput(reviewer=reviewer)), run),
-            update("cancel_request", CancelInput(requester=owner)),
+            persist(lambda: handle.signal(RefundWorkflow.approve, approval), run),
+            update(lambda: handle.execute_update(RefundWorkflow.cancel_request, cancellation)),
         )
     run.decided.add(refund_id)
 
 
 async def resolve(run: Run, refund_id: str) -> None:
-    handle = run.client.get_workflow_handle(refund_id)
+    handle: RefundHandle = run.client.get_workflow_handle_for(RefundWorkflow.run, refund_id)
+    resolution = OperatorInput(operator=OPERATOR, note="returned by bank transfer")
     with contextlib.suppress(WorkflowUpdateFailedError):
         await persist(
-            lambda: handle.execute_update(
-                "resolve_manually",
-                OperatorInput(operator=OPERATOR, note="returned by bank transfer"),
-            ),
-            run,
+            lambda: handle.execute_update(RefundWorkflow.resolve_manually, resolution), run
         )
     run.resolved.add(refund_id)
 

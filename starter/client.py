@@ -7,12 +7,12 @@ becomes a ``UserError`` with one readable line.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from temporalio.client import (
     Client,
@@ -30,7 +30,16 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from codec import codec_from, data_converter
 from settings import Settings
 from starter.errors import UserError
-from workflows.contract import ActionResult, RefundRequest, RefundState, RefundStatus
+from workflows.contract import (
+    ActionResult,
+    ApproveInput,
+    CancelInput,
+    OperatorInput,
+    RefundRequest,
+    RefundState,
+    RefundStatus,
+    RejectInput,
+)
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import CERTIFICATE_ID, REFUND_STATE, REVIEW_DEADLINE
 
@@ -127,13 +136,51 @@ class RefundClient:
                 f"{refund_id}"
             ) from None
 
-    async def act(self, refund_id: str, update: str, payload: Any) -> ActionResult:
+    async def approve(self, refund_id: str, approval: ApproveInput) -> ActionResult:
         handle = await self._running(refund_id)
+        return await self._act(
+            refund_id,
+            handle.execute_update(
+                RefundWorkflow.approve_request, approval, rpc_timeout=RPC_TIMEOUT
+            ),
+        )
+
+    async def reject(self, refund_id: str, rejection: RejectInput) -> ActionResult:
+        handle = await self._running(refund_id)
+        return await self._act(
+            refund_id,
+            handle.execute_update(
+                RefundWorkflow.reject_request, rejection, rpc_timeout=RPC_TIMEOUT
+            ),
+        )
+
+    async def cancel(self, refund_id: str, cancellation: CancelInput) -> ActionResult:
+        handle = await self._running(refund_id)
+        return await self._act(
+            refund_id,
+            handle.execute_update(
+                RefundWorkflow.cancel_request, cancellation, rpc_timeout=RPC_TIMEOUT
+            ),
+        )
+
+    async def retry(self, refund_id: str, action: OperatorInput) -> ActionResult:
+        handle = await self._running(refund_id)
+        return await self._act(
+            refund_id,
+            handle.execute_update(RefundWorkflow.retry_payments, action, rpc_timeout=RPC_TIMEOUT),
+        )
+
+    async def resolve(self, refund_id: str, action: OperatorInput) -> ActionResult:
+        handle = await self._running(refund_id)
+        return await self._act(
+            refund_id,
+            handle.execute_update(RefundWorkflow.resolve_manually, action, rpc_timeout=RPC_TIMEOUT),
+        )
+
+    async def _act(self, refund_id: str, update: Awaitable[ActionResult]) -> ActionResult:
+        """An update's result, or its refusal as one line."""
         try:
-            result = await handle.execute_update(
-                update, payload, result_type=ActionResult, rpc_timeout=RPC_TIMEOUT
-            )
-            return cast(ActionResult, result)
+            return await update
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             message = getattr(cause, "message", None) or str(cause)
@@ -205,8 +252,8 @@ class RefundClient:
         await asyncio.gather(*map(add_details, found))
         return sorted(found, key=lambda p: (p.review_deadline is None, p.review_deadline))
 
-    async def _running(self, refund_id: str) -> WorkflowHandle[Any, Any]:
-        handle = self.client.get_workflow_handle(refund_id)
+    async def _running(self, refund_id: str) -> RefundHandle:
+        handle: RefundHandle = self.client.get_workflow_handle_for(RefundWorkflow.run, refund_id)
         description = await self._describe(handle)
         if description.status is not WorkflowExecutionStatus.RUNNING:
             raise UserError(f"refund {refund_id} is already finished")

@@ -129,9 +129,8 @@ class Demo:
             "issued", RefundReason.INSTALL_FAILED, support_contact="dingtalk:demo_user"
         )
         await self._in_review(refund_id)
-        await self.refunds.act(
+        await self.refunds.approve(
             refund_id,
-            "approve_request",
             ApproveInput(reviewer=self.reviewer, note="installation logs confirm the failure"),
         )
         await self._settle("approved by a reviewer", refund_id)
@@ -141,9 +140,8 @@ class Demo:
             "reject", RefundReason.OTHER, feedback="I bought the wrong product"
         )
         await self._in_review(refund_id)
-        await self.refunds.act(
+        await self.refunds.reject(
             refund_id,
-            "reject_request",
             RejectInput(reviewer=self.reviewer, reason="The certificate is installed and in use"),
         )
         await self._settle("rejected by a reviewer", refund_id)
@@ -152,7 +150,7 @@ class Demo:
         refund_id = await self._submit("cancel", RefundReason.RENEWAL_TYPE_MISMATCH)
         await self._in_review(refund_id)
         owner = self.owners[self._id("cancel")]
-        await self.refunds.act(refund_id, "cancel_request", CancelInput(requester=owner))
+        await self.refunds.cancel(refund_id, CancelInput(requester=owner))
         await self._settle("cancelled by the requester", refund_id)
 
     async def denied(self) -> None:

@@ -16,10 +16,8 @@ from sqlalchemy import (
     Connection,
     Engine,
     RowMapping,
-    bindparam,
     func,
     insert,
-    or_,
     select,
     update,
 )
@@ -27,7 +25,15 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.certificates import Certificate, CertificateStatus, Order, PaymentLeg
 from domain.errors import CertificateNotFoundError, SeedConflictError, StatusConflictError
-from storage.schema import certificates, orders, payment_legs, revocations
+from storage.certificate_statements import (
+    CANCEL_ORDER,
+    CERTIFICATE_WITH_LEGS,
+    HOLD,
+    MARK_REFUNDED,
+    RELEASED_BY,
+    RESTORE,
+)
+from storage.schema import certificates, orders, payment_legs
 
 CENT = Decimal("0.01")
 
@@ -102,7 +108,7 @@ class CertificateStore:
         """
         with self.engine.begin() as conn:
             held = conn.execute(
-                _HOLD, {"certificate": certificate_id, "refund": refund_id, "now": _now()}
+                HOLD, {"certificate": certificate_id, "refund": refund_id, "now": _now()}
             )
             if held.rowcount == 1:
                 return CertificateStatus.REFUND_PENDING
@@ -125,10 +131,10 @@ class CertificateStore:
         """
         values = {"certificate": certificate_id, "refund": refund_id, "now": _now()}
         with self.engine.begin() as conn:
-            restored = conn.execute(_RESTORE, values)
+            restored = conn.execute(RESTORE, values)
             row = self._row(conn, certificate_id)
             if restored.rowcount == 0 and row["pending_refund_id"] == refund_id:
-                released = conn.execute(_RELEASED_BY, values).first() is not None
+                released = conn.execute(RELEASED_BY, values).first() is not None
                 if not released:
                     self._set(
                         conn, certificate_id, status_before_refund=None, pending_refund_id=None
@@ -138,7 +144,7 @@ class CertificateStore:
     def mark_refunded(self, certificate_id: str, refund_id: str) -> CertificateStatus:
         with self.engine.begin() as conn:
             changed = conn.execute(
-                _MARK_REFUNDED,
+                MARK_REFUNDED,
                 {"certificate": certificate_id, "refund": refund_id, "now": _now()},
             )
             if changed.rowcount == 1:
@@ -158,7 +164,7 @@ class CertificateStore:
         """Cancel the certificate's order for ``refund_id``; returns the order id."""
         with self.engine.begin() as conn:
             cancelled = conn.execute(
-                _CANCEL_ORDER, {"certificate": certificate_id, "refund": refund_id, "now": _now()}
+                CANCEL_ORDER, {"certificate": certificate_id, "refund": refund_id, "now": _now()}
             ).scalar_one_or_none()
             if cancelled is not None:
                 return str(cancelled)
@@ -196,7 +202,7 @@ class CertificateStore:
         )
 
     def _read(self, conn: Connection, certificate_id: str) -> Certificate | None:
-        rows = conn.execute(_CERTIFICATE_WITH_LEGS, {"certificate": certificate_id}).all()
+        rows = conn.execute(CERTIFICATE_WITH_LEGS, {"certificate": certificate_id}).all()
         if not rows:
             return None
         row = rows[0]
@@ -260,108 +266,6 @@ class CertificateStore:
                     reference=leg.reference,
                 )
             )
-
-
-# The statements of an auto refund's happy path, built once; the names they bind are the
-# ones passed to ``execute`` (distinct from the column names, which SQLAlchemy reserves).
-_MARK_REFUNDED = (
-    update(certificates)
-    .where(
-        certificates.c.certificate_id == bindparam("certificate"),
-        certificates.c.status != CertificateStatus.REFUNDED,
-        or_(
-            certificates.c.pending_refund_id.is_(None),
-            certificates.c.pending_refund_id == bindparam("refund"),
-        ),
-    )
-    .values(
-        status=CertificateStatus.REFUNDED,
-        status_before_refund=None,
-        pending_refund_id=None,
-        updated_at=bindparam("now"),
-    )
-)
-"""Refund a certificate not already refunded nor held by another refund."""
-
-_HOLD = (
-    update(certificates)
-    .where(
-        certificates.c.certificate_id == bindparam("certificate"),
-        certificates.c.status.in_([CertificateStatus.PAID, CertificateStatus.ISSUED]),
-        certificates.c.pending_refund_id.is_(None),
-    )
-    .values(
-        status=CertificateStatus.REFUND_PENDING,
-        status_before_refund=certificates.c.status,
-        pending_refund_id=bindparam("refund"),
-        updated_at=bindparam("now"),
-    )
-)
-"""Hold a usable certificate no refund holds (``SET`` reads the row's old status)."""
-
-_RELEASED_BY = (
-    select(orders.c.order_id)
-    .where(
-        orders.c.certificate_id == bindparam("certificate"),
-        orders.c.cancelled_by == bindparam("refund"),
-    )
-    .union_all(
-        select(revocations.c.certificate_id).where(
-            revocations.c.certificate_id == bindparam("certificate"),
-            revocations.c.refund_id == bindparam("refund"),
-        )
-    )
-)
-"""A row when the refund cancelled the certificate's order or revoked it."""
-
-_RESTORE = (
-    update(certificates)
-    .where(
-        certificates.c.certificate_id == bindparam("certificate"),
-        certificates.c.status == CertificateStatus.REFUND_PENDING,
-        certificates.c.pending_refund_id == bindparam("refund"),
-        ~select(orders.c.order_id)
-        .where(
-            orders.c.certificate_id == bindparam("certificate"),
-            orders.c.cancelled_by == bindparam("refund"),
-        )
-        .exists(),
-    )
-    .values(
-        status=certificates.c.status_before_refund,
-        status_before_refund=None,
-        pending_refund_id=None,
-        updated_at=bindparam("now"),
-    )
-)
-"""Give a held certificate back the status it had before the hold."""
-
-_CANCEL_ORDER = (
-    update(orders)
-    .where(orders.c.certificate_id == bindparam("certificate"), orders.c.status != "cancelled")
-    .values(status="cancelled", cancelled_by=bindparam("refund"), cancelled_at=bindparam("now"))
-    .returning(orders.c.order_id)
-)
-"""Cancel a certificate's order unless it is cancelled already; returns the order id."""
-
-_CERTIFICATE_WITH_LEGS = (
-    select(
-        certificates,
-        orders.c.order_id,
-        orders.c.currency,
-        orders.c.cancelled_by,
-        revocations.c.refund_id.label("revoked_by"),
-        payment_legs.c.channel,
-        payment_legs.c.amount_cents,
-        payment_legs.c.reference,
-    )
-    .join(orders, orders.c.certificate_id == certificates.c.certificate_id)
-    .outerjoin(revocations, revocations.c.certificate_id == certificates.c.certificate_id)
-    .outerjoin(payment_legs, payment_legs.c.order_id == orders.c.order_id)
-    .where(certificates.c.certificate_id == bindparam("certificate"))
-    .order_by(payment_legs.c.leg_index)
-)
-"""A certificate, its order, who released it and its legs (one row per leg), in one query."""
 
 
 def _find_row(conn: Connection, certificate_id: str) -> RowMapping | None:

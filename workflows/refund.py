@@ -22,7 +22,6 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RawValue
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.records import RecordActivities
@@ -47,10 +46,10 @@ with workflow.unsafe.imports_passed_through():
         REVIEW_DEADLINE,
     )
 
-from workflows.audit import bounded
-from workflows.payout import NeedsAttentionError, Payout, cause
+from workflows.endings import ALREADY_RELEASED, Endings
+from workflows.payout import Payout
 from workflows.progress import RefundProgress
-from workflows.review_desk import TEMPORAL_CANCELLATION, ReviewDesk
+from workflows.review_desk import ReviewDesk
 from workflows.steps import RULES_ACTOR, SYSTEM, RefundSteps
 
 ONE_VISIBILITY_UPDATE = "local-load-final-state-at-close"
@@ -63,10 +62,6 @@ only that (not ``near-expiry``), re-runs resume their own refund, payments that 
 for a person, and a long history continues as new. Runs started before keep their old paths."""
 
 DEADLINE_ACTOR = "review-deadline"
-ALREADY_RELEASED = (
-    "this refund had already revoked the certificate or cancelled its order, so it completes "
-    "and pays only what is still due"
-)
 
 
 @workflow.defn
@@ -93,7 +88,13 @@ class RefundWorkflow:
         self._desk = ReviewDesk(self._progress)
         self._steps = RefundSteps(self._progress)
         self._payout = Payout(self._progress)
-        self._support_ticket: asyncio.Future[str] | None = None
+        self._endings = Endings(
+            self._progress,
+            self._steps,
+            self._desk,
+            self._payout,
+            operator_proof=lambda: self._operator_proof,
+        )
         self._operator_proof = False
 
     @workflow.run
@@ -125,34 +126,34 @@ class RefundWorkflow:
                 await self._await_review()
             else:
                 revoke = _revoke(carried.revoke, self._steps.revoke_required())
-                await self._refund(revoke=revoke, waiting=True)
-        if self._support_ticket is not None:
-            await self._support_ticket
+                await self._endings.refund(revoke=revoke, waiting=True)
+        if self._steps.support_ticket is not None:
+            await self._steps.support_ticket
         await self._desk.cancellation_audited()
 
     async def _decide_and_act(self) -> None:
         progress, steps, desk = self._progress, self._steps, self._desk
         request = progress.request
         if self._forged:
-            await self._refuse_early(
+            await self._endings.refuse_early(
                 "this run's input carries another run's state, which only the refund itself "
                 "passes on"
             )
             return
         if workflow.info().cron_schedule:
-            await self._refuse_early("a refund cannot run on a schedule")
+            await self._endings.refuse_early("a refund cannot run on a schedule")
             return
         certificate = await steps.load_certificate()
         if certificate is None:
-            await self._refuse_early(progress.rejection_reason or "")
+            await self._endings.refuse_early(progress.rejection_reason or "")
             return
         progress.certificate = certificate
         if request.repair is None and request.requester != certificate.owner:
-            await self._refuse_early(
+            await self._endings.refuse_early(
                 f"{request.requester} does not own certificate {certificate.certificate_id}"
             )
             return
-        self._support_ticket = steps.open_support_ticket()
+        steps.open_support_ticket()
         released = self._operator_proof and steps.released_by_this_refund(certificate)
         unfinished = certificate.status is not CertificateStatus.REFUNDED
         resume = released and (request.repair is not None or _is_rerun() or unfinished)
@@ -160,7 +161,7 @@ class RefundWorkflow:
         assessment = await steps.assess(certificate, resume=resume or request.repair is not None)
         if assessment is None:
             desk.choose_path("the certificate's data stopped the refund first")
-            await self._reject(RULES_ACTOR, progress.rejection_reason or "", restore=held)
+            await self._endings.reject(RULES_ACTOR, progress.rejection_reason or "", restore=held)
             return
         progress.assessment = assessment
         progress.legs = steps.initial_legs(certificate, assessment)
@@ -173,30 +174,24 @@ class RefundWorkflow:
         decision = assessment.decision
         if request.repair is not None:
             desk.choose_path("an operator's repair is settling this refund")
-            await self._repair(released)
+            await self._endings.repair(released)
         elif resume or decision is None:
             desk.choose_path("this refund had already released the certificate")
             why = "re-run after reset: " if _is_rerun() else "a new request resumes it: "
-            await self._resume(SYSTEM, why + ALREADY_RELEASED)
+            await self._endings.resume(SYSTEM, why + ALREADY_RELEASED)
         elif decision.outcome is Outcome.DENIED:
             desk.choose_path(f"the rules denied the request ({decision.rule.value})")
-            await self._reject(RULES_ACTOR, decision.explanation, restore=held)
+            await self._endings.reject(RULES_ACTOR, decision.explanation, restore=held)
         elif desk.review is not None:  # cancelled through Temporal before the rules decided
             desk.choose_path(None)
-            await self._cancel(hold=held)
+            await self._endings.cancel(hold=held)
         elif decision.outcome is Outcome.AUTO_APPROVE:
             desk.choose_path(None)
             progress.decided_by = RULES_ACTOR
-            await self._refund(revoke=False)
+            await self._endings.refund(revoke=False)
         else:
             desk.choose_path(None)
             await self._review_request(assessment)
-
-    async def _refuse_early(self, reason: str) -> None:
-        """Rejected before anything was held or decided: nothing changes, nobody is notified."""
-        self._desk.choose_path(f"the request was rejected first: {reason}")
-        self._progress.reject_because(reason)
-        self._steps.set_state(RefundState.REJECTED)
 
     # What people send: signals take any number of arguments, so that no payload a client can
     # send makes a handler raise; whatever arrives is checked, and audited if refused.
@@ -295,12 +290,12 @@ class RefundWorkflow:
                 break
             try:
                 await workflow.wait_condition(
-                    lambda: desk.review is not None or self._may_continue_as_new(),
+                    lambda: desk.review is not None or self._endings.may_continue_as_new(),
                     timeout=remaining,
                 )
             except TimeoutError:
                 break
-            if desk.review is None and self._may_continue_as_new():
+            if desk.review is None and self._endings.may_continue_as_new():
                 workflow.continue_as_new(self._progress.carry())
         review = desk.review
         if review is None:
@@ -310,22 +305,24 @@ class RefundWorkflow:
         elif review.action is ReviewAction.APPROVE:
             await self._approve(review.actor)
         elif review.action is ReviewAction.REJECT:
-            await self._reject(review.actor, review.text, restore=True)
+            await self._endings.reject(review.actor, review.text, restore=True)
         else:
-            await self._cancel(hold=True)
+            await self._endings.cancel(hold=True)
 
     async def _approve(self, reviewer: str) -> None:
         if self._operator_proof:
             verdict = await self._steps.still_refundable()
             self._desk.approval_verdict = verdict.reason
             if verdict.refused:
-                await self._reject(RULES_ACTOR, verdict.reason, restore=verdict.restore)
+                await self._endings.reject(RULES_ACTOR, verdict.reason, restore=verdict.restore)
                 return
             self._progress.decided_by = reviewer
-            await self._refund(revoke=_revoke(verdict.revoke, self._steps.revoke_required()))
+            await self._endings.refund(
+                revoke=_revoke(verdict.revoke, self._steps.revoke_required())
+            )
             return
         self._progress.decided_by = reviewer
-        await self._refund(revoke=self._steps.revoke_required())
+        await self._endings.refund(revoke=self._steps.revoke_required())
 
     async def _at_deadline(self, assessment: Assessment) -> None:
         """No decision in time: re-check the certificate now, then apply the configured action."""
@@ -336,144 +333,14 @@ class RefundWorkflow:
         else:
             verdict = await steps.full_recheck()
         if verdict.refused:
-            await self._reject(DEADLINE_ACTOR, verdict.reason, restore=verdict.restore)
+            await self._endings.reject(DEADLINE_ACTOR, verdict.reason, restore=verdict.restore)
         elif assessment.timeout_action == "approve":
             progress.decided_by = DEADLINE_ACTOR
-            await self._refund(revoke=_revoke(verdict.revoke, steps.revoke_required()))
+            await self._endings.refund(revoke=_revoke(verdict.revoke, steps.revoke_required()))
         else:
-            await self._reject(
+            await self._endings.reject(
                 DEADLINE_ACTOR, "no reviewer decided before the review deadline", restore=True
             )
-
-    async def _reject(self, actor: str, reason: str, *, restore: bool) -> None:
-        progress = self._progress
-        if restore and not await self._release_hold():
-            await self._resume(SYSTEM, f"not rejected ({bounded(reason, 200)}): {ALREADY_RELEASED}")
-            return
-        progress.decided_by = actor
-        progress.reject_because(reason)
-        progress.close_unpaid_legs("not refunded")
-        self._steps.set_state(RefundState.REJECTED)
-        await self._steps.notify(progress.rejection_reason or "")
-
-    async def _cancel(self, *, hold: bool) -> None:
-        by_temporal = self._desk.cancelled_through_temporal
-        if by_temporal:
-            await self._desk.cancellation_audited()
-        if hold and not await self._release_hold():
-            await self._resume(SYSTEM, "not cancelled: " + ALREADY_RELEASED)
-            return
-        who = "through Temporal" if by_temporal else "by the requester"
-        self._progress.close_unpaid_legs(f"cancelled {who}")
-        self._steps.set_state(RefundState.CANCELLED)
-        await self._steps.notify(TEMPORAL_CANCELLATION if by_temporal else "")
-
-    async def _release_hold(self) -> bool:
-        """Give the certificate back its status; ``False`` when this refund had already revoked
-        it or cancelled its order (a re-run after a reset): then the refund must complete."""
-        steps = self._steps
-        try:
-            status = await steps.run(RecordActivities.restore_certificate)
-        except ActivityError as err:
-            self._progress.record(SYSTEM, "certificate not restored", False, cause(err))
-            return True
-        if not self._operator_proof or status in (CertificateStatus.PAID, CertificateStatus.ISSUED):
-            return True
-        certificate = await steps.load_certificate()
-        return certificate is None or not steps.released_by_this_refund(certificate)
-
-    async def _resume(self, actor: str, why: str) -> None:
-        """Complete what an earlier run of this refund started: pay only what is still due."""
-        progress = self._progress
-        progress.certificate_released = True
-        progress.record(actor, why)
-        progress.decided_by = progress.decided_by or actor
-        await self._refund(revoke=False)
-
-    async def _repair(self, released: bool) -> None:
-        """``refunds repair``: an operator settles what a terminated refund left behind."""
-        progress = self._progress
-        repair = progress.request.repair
-        assert repair is not None and progress.assessment is not None
-        refusal = None
-        if repair.operator not in progress.assessment.operators:
-            refusal = f"{repair.operator} is not on the operator list"
-        elif not await self._steps.claim_repair_order(repair):
-            refusal = "no matching repair order was recorded by `refunds repair`"
-        if refusal is not None:
-            await self._refuse_early(refusal)
-            return
-        progress.decided_by = repair.operator
-        if repair.action == "release" and not released:
-            progress.record(repair.operator, "hold released by an operator", detail=repair.note)
-            if await self._release_hold():
-                progress.close_unpaid_legs("the hold was released by an operator")
-                self._steps.set_state(RefundState.CANCELLED)
-                await self._steps.notify(repair.note)
-                return
-            await self._resume(SYSTEM, "not released: " + ALREADY_RELEASED)
-            return
-        progress.record(repair.operator, "books completed by an operator", detail=repair.note)
-        progress.certificate_released = released
-        await self._refund(revoke=self._steps.revoke_required())
-
-    async def _refund(self, *, revoke: bool, waiting: bool = False) -> None:
-        progress, steps, desk = self._progress, self._steps, self._desk
-        progress.revoke = revoke
-        if not waiting:
-            steps.set_state(RefundState.REFUNDING)
-        while True:
-            if not waiting:
-                try:
-                    await self._payout.pay_out(revoke)
-                    break
-                except NeedsAttentionError as problem:
-                    progress.needs_attention_because(str(problem))
-                    steps.set_state(RefundState.NEEDS_ATTENTION)
-                    workflow.logger.warning(
-                        "refund needs attention", extra={"reason": progress.attention_reason}
-                    )
-            waiting = False
-            await self._await_operator()
-            action, desk.operator_action = desk.operator_action, None
-            progress.needs_attention_because("")
-            steps.set_state(RefundState.REFUNDING)
-            if action is not None and action.action is ReviewAction.RESOLVE:
-                await self._payout.settle_by_hand(action.actor, action.text)
-        await steps.run(RecordActivities.mark_refunded)
-        steps.set_state(RefundState.REFUNDED)
-        await steps.notify("")
-
-    async def _await_operator(self) -> None:
-        desk = self._desk
-        if not self._operator_proof:
-            await workflow.wait_condition(lambda: desk.operator_action is not None)
-            return
-        while desk.operator_action is None:
-            await workflow.wait_condition(
-                lambda: desk.operator_action is not None or self._may_continue_as_new()
-            )
-            if desk.operator_action is None and self._may_continue_as_new():
-                workflow.continue_as_new(self._progress.carry())
-
-    def _may_continue_as_new(self) -> bool:
-        """The history is long, and nothing is in flight that a new run could not take over."""
-        assessment = self._progress.assessment
-        if not self._operator_proof or assessment is None:
-            return False
-        info = workflow.info()
-        events, size = assessment.history_event_limit, assessment.history_bytes_limit
-        too_long = (
-            info.is_continue_as_new_suggested()
-            or (events is not None and info.get_current_history_length() >= events)
-            or (size is not None and info.get_current_history_size() >= size)
-        )
-        return (
-            too_long
-            and workflow.all_handlers_finished()
-            and (self._support_ticket is None or self._support_ticket.done())
-            and self._desk.cancellation_settled
-        )
 
 
 def _revoke(known: bool | None, decided: bool) -> bool:

@@ -56,6 +56,7 @@ class Verdict:
 class RefundSteps:
     def __init__(self, progress: RefundProgress) -> None:
         self.progress = progress
+        self.support_ticket: asyncio.Future[str] | None = None
         self.local_load = False
         """Patch v2: load by local activity; the final state is set as the workflow closes."""
 
@@ -167,13 +168,14 @@ class RefundSteps:
         refused = decision.explanation if decision.outcome is Outcome.DENIED else ""
         return Verdict(refused, revoke=decision.revoke_required)
 
-    def open_support_ticket(self) -> asyncio.Future[str] | None:
+    def open_support_ticket(self) -> None:
+        """Start the support ticket, if one was asked for, beside the refund's own steps."""
         request = self.progress.request
         contact = request.support_contact
         if contact is None or request.repair is not None:
-            return None
+            return
         self.progress.record(request.requester, "asked for technical support", detail=contact.kind)
-        return asyncio.ensure_future(
+        self.support_ticket = asyncio.ensure_future(
             workflow.execute_activity_method(
                 CustomerActivities.open_support_ticket,
                 SupportTicketRequest(

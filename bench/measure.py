@@ -1,0 +1,223 @@
+"""The benchmark's instruments: workloads, worker processes, drains, latency and CPU."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from bench.baseline import BaselineInput, BaselineWorkflow
+from converter import DATA_CONVERTER
+from domain.certificates import Certificate
+from workflows.contract import ApproveInput, RefundRequest
+from workflows.refund import RefundWorkflow
+
+LEGS = [
+    {"channel": "alipay", "amount": "199.00", "reference": "ali"},
+    {"channel": "bank", "amount": "100.00", "reference": "bank"},
+    {"channel": "voucher", "amount": "50.00", "reference": "vch"},
+]
+REFUNDABLE_LEGS = 2
+CONCURRENCY = 64
+
+
+def certificates(prefix: str, count: int, bought_days_ago: int) -> list[Certificate]:
+    bought = datetime.now(UTC) - timedelta(days=bought_days_ago)
+    return [
+        Certificate.model_validate(
+            {
+                "certificate_id": f"{prefix}-{i:05d}",
+                "owner": f"user-{i}",
+                "product": "DV",
+                "validation": "not_submitted",
+                "purchased_at": bought,
+                "expires_at": bought + timedelta(days=365),
+                "order": {"order_id": f"{prefix}-ord-{i:05d}", "payments": LEGS},
+            }
+        )
+        for i in range(count)
+    ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[str]
+
+    @classmethod
+    def start(
+        cls, kind: str, env: dict[str, str], log: Path, extra: Sequence[str]
+    ) -> WorkerProcess:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.worker", kind, *extra],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=log.open("a"),
+            text=True,
+        )
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the {kind} worker did not start; see {log}")
+        return cls(process)
+
+    def rss_mib(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+        return kib / 1024
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+async def bounded(calls: Sequence[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[Any]]) -> Any:
+        async with semaphore:
+            return await call()
+
+    return await asyncio.gather(*(one(c) for c in calls))
+
+
+def refund_start(client: Client, cert: Certificate, queue: str) -> Callable[[], Awaitable[Any]]:
+    request = RefundRequest(
+        certificate_id=cert.certificate_id, requester=cert.owner, reason="no_longer_needed"
+    )
+    return lambda: client.start_workflow(
+        RefundWorkflow.run, request, id=f"refund-{cert.certificate_id}", task_queue=queue
+    )
+
+
+def baseline_start(client: Client, name: str, queue: str) -> Callable[[], Awaitable[Any]]:
+    request = BaselineInput(refund_id=name, legs=REFUNDABLE_LEGS)
+    return lambda: client.start_workflow(
+        BaselineWorkflow.run, request, id=f"baseline-{name}", task_queue=queue
+    )
+
+
+async def drain(starts: Sequence[Callable[[], Awaitable[Any]]]) -> tuple[float, list[Any]]:
+    """Seconds from the first start to the last result, and the handles."""
+    began = time.perf_counter()
+    handles: list[WorkflowHandle[Any, Any]] = await bounded(starts, CONCURRENCY)
+    await bounded([h.result for h in handles], 4 * CONCURRENCY)
+    return time.perf_counter() - began, handles
+
+
+@dataclass
+class Drains:
+    """One side's drains added up: workflows, seconds, and CPU of its worker and the server."""
+
+    count: int = 0
+    seconds: float = 0.0
+    worker_cpu: float = 0.0
+    server_cpu: float = 0.0
+    handles: list[WorkflowHandle[Any, Any]] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+
+    async def measure(
+        self, starts: Sequence[Callable[[], Awaitable[Any]]], worker_pid: int, server_pid: int
+    ) -> str:
+        """Drain ``starts``, add it up, and describe this drain alone."""
+        worker_before, server_before = cpu_seconds(worker_pid), cpu_seconds(server_pid)
+        seconds, handles = await drain(starts)
+        worker_cpu = cpu_seconds(worker_pid) - worker_before
+        server_cpu = cpu_seconds(server_pid) - server_before
+        self.worker_cpu += worker_cpu
+        self.server_cpu += server_cpu
+        self.count += len(starts)
+        self.seconds += seconds
+        self.handles += handles
+        self.rates.append(len(starts) / seconds)
+        per = 1000 / len(starts)
+        return (
+            f"{len(starts) / seconds:.1f}/s, CPU per workflow: worker {worker_cpu * per:.1f} ms,"
+            f" server {server_cpu * per:.1f} ms"
+        )
+
+
+SETTLE_SECONDS = 32.0
+"""Pause between drains: workflow-task and activity timeout timers (10 s and 30 s) fire after a
+workflow has finished, and a drain that started at once would pay for the previous one's."""
+
+LOW_RATE_PAUSE = 0.25
+"""Seconds between latency samples, so each meets an idle server (BENCHMARKS.md)."""
+
+
+async def latencies(
+    pairs: Sequence[tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]],
+) -> tuple[list[float], list[float]]:
+    """Milliseconds from start to result, one workflow at a time at a low rate, for each side.
+
+    The two sides take turns, so a server still busy with earlier work weighs on both alike.
+    """
+    samples: tuple[list[float], list[float]] = ([], [])
+    for pair in pairs:
+        for side, start in enumerate(pair):
+            await asyncio.sleep(LOW_RATE_PAUSE)
+            began = time.perf_counter()
+            handle = await start()
+            await handle.result()
+            samples[side].append((time.perf_counter() - began) * 1000)
+    return samples
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def server_cost(handles: list[WorkflowHandle[Any, Any]]) -> tuple[float, float]:
+    """Mean history events and state transitions over a sample of finished workflows."""
+    events, transitions = [], []
+    for handle in handles[:10]:
+        history = await handle.fetch_history()
+        events.append(len(history.events))
+        description = await handle.describe()
+        transitions.append(
+            description.raw_description.workflow_execution_info.state_transition_count
+        )
+    return statistics.mean(events), statistics.mean(transitions)
+
+
+async def count(client: Client, query: str) -> int:
+    return (await client.count_workflows(query)).count
+
+
+def _batches(
+    starts: Sequence[Callable[[], Awaitable[Any]]], size: int
+) -> Iterator[Sequence[Callable[[], Awaitable[Any]]]]:
+    return (starts[i : i + size] for i in range(0, len(starts), size))
+
+
+def _approver(
+    handle: WorkflowHandle[Any, Any], approve: ApproveInput
+) -> Callable[[], Awaitable[Any]]:
+    return lambda: handle.execute_update(RefundWorkflow.approve_request, approve)
+
+
+async def _connect(address: str) -> Client:
+    for _ in range(200):
+        try:
+            return await Client.connect(address, data_converter=DATA_CONVERTER)
+        except RuntimeError:
+            await asyncio.sleep(0.3)
+    raise RuntimeError(f"no Temporal server at {address}")

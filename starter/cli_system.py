@@ -1,0 +1,124 @@
+"""The ``refunds`` commands that run things: ``up``, ``worker``, ``codec-server``, ``demo``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import structlog
+import typer
+from aiohttp import web
+from rich.console import Console
+
+from codec import codec_from
+from logs import configure_logging
+from starter.cli_common import (
+    JsonFlag,
+    call_temporal,
+    certificate_store,
+    load_settings,
+)
+from starter.client import RefundClient, connect, metrics_runtime
+from starter.codec_server import codec_app
+from starter.demo import Demo, DemoResult, link_lines, outcome_table
+from starter.demo_data import demo_certificates
+from starter.devserver import DevServerOptions, parse_address, run_up
+from starter.errors import UserError
+from starter.render import (
+    console,
+    print_json,
+)
+from tuning import limit_malloc_arenas
+from worker import run_worker
+
+
+def demo(json_output: JsonFlag = False) -> None:
+    """Walk every path (auto, approve, reject, cancel, denied, duplicate) against `refunds up`."""
+    settings = load_settings()
+    store = certificate_store(settings)
+
+    progress = Console(stderr=True, highlight=False) if json_output else console
+
+    async def walk(refunds: RefundClient) -> list[DemoResult]:
+        return await Demo(refunds, store, settings, progress).run()
+
+    outcomes = call_temporal(settings, walk)
+    if json_output:
+        print_json([outcome.__dict__ for outcome in outcomes])
+        return
+    console.print(outcome_table(outcomes))
+    console.print("In the Web UI:")
+    for line in link_lines(outcomes):
+        console.print(line, soft_wrap=True)
+    console.print("`refunds pending` shows the one left in review.")
+
+
+def codec_server(
+    port: Annotated[int | None, typer.Option("--port", help="Port (default 8081).")] = None,
+) -> None:
+    """Serve /decode and /encode so the Web UI can show encrypted payloads to allowed people."""
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    codec = codec_from(settings.encryption_keys, settings.encryption_key_id)
+    if codec is None:
+        raise UserError("REFUNDS_ENCRYPTION_KEYS is empty: there is nothing to decode")
+    app = codec_app(codec, settings.codec_cors_origins, settings.codec_auth_token)
+    listen = port or settings.codec_port
+    console.print(
+        f"codec server on http://127.0.0.1:{listen} for {', '.join(settings.codec_cors_origins)}"
+    )
+    web.run_app(app, host="0.0.0.0", port=listen, print=None)
+
+
+def worker_command() -> None:
+    """Run a worker against the configured Temporal server until Ctrl-C or SIGTERM."""
+    limit_malloc_arenas()
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def serve() -> None:
+        client = await connect(settings, runtime=metrics_runtime(settings))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        structlog.get_logger("refunds.worker").info(
+            "worker started", task_queue=settings.task_queue, temporal=settings.temporal_address
+        )
+        await run_worker(client, settings, stop)
+
+    asyncio.run(serve())
+
+
+def up(
+    ui_port: Annotated[
+        int | None, typer.Option("--ui-port", help="Web UI port (default 8233).")
+    ] = None,
+    temporal_db: Annotated[
+        Path, typer.Option("--temporal-db", help="SQLite file for the Temporal server.")
+    ] = Path("var/temporal.db"),
+    seed_demo: Annotated[
+        bool, typer.Option("--seed-demo", help="Load demo certificates into an empty database.")
+    ] = False,
+) -> None:
+    """Run the Temporal dev server (Web UI, SQLite) and a worker in the foreground."""
+    limit_malloc_arenas()
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    host, port = parse_address(settings.temporal_address)
+    if seed_demo:
+        store = certificate_store(settings)
+        if store.count() == 0:
+            loaded = store.seed(demo_certificates(datetime.now(UTC)))
+            console.print(f"loaded {len(loaded.inserted)} demo certificates: demo-auto, ...")
+    options = DevServerOptions(
+        host=host,
+        port=port,
+        ui_port=ui_port or settings.ui_port,
+        database_file=temporal_db,
+        namespace=settings.namespace,
+    )
+    raise typer.Exit(asyncio.run(run_up(settings, options)))
