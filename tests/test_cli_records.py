@@ -177,3 +177,23 @@ def test_the_installed_command_exits_cleanly(database_url, seed_file):
     )
     assert failed.returncode == 1
     assert failed.stderr == "refunds: error: unknown certificate 'missing'\n"
+
+
+def test_check_says_what_the_assessment_activity_records(store, capsys):
+    """One composition of the rules: `refunds check` and the workflow's assessment agree, to the
+    warnings and the review deadline."""
+    from activities.assessment import AssessmentActivities, RefundTerms
+    from activities.payloads import AssessInput
+
+    bought = shanghai(2026, 11, 1)
+    cert = certificate("cas-agree", purchased_at=bought, expires_at=shanghai(2026, 12, 12))
+    store.seed([cert])
+    at = shanghai(2026, 11, 25, 9)
+    shown = run_json(capsys, "check", "cas-agree", "--at", at.isoformat())
+    recorded = AssessmentActivities(RefundTerms()).assess(AssessInput(certificate=cert, at=at))
+    assert recorded.decision is not None
+    assert shown["rule"] == recorded.decision.rule.value == "unissued-after-5-days"
+    assert shown["warnings"] == recorded.decision.warnings
+    assert any("business days remain" in w for w in shown["warnings"])
+    assert recorded.review_deadline is not None
+    assert shown["review_deadline"] == recorded.review_deadline.isoformat()

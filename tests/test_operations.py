@@ -8,18 +8,21 @@ import signal
 import subprocess
 import sys
 import urllib.request
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from temporalio.api.enums.v1 import PendingActivityState
-from temporalio.worker import UnsandboxedWorkflowRunner
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from settings import Settings
 from starter.client import connect, metrics_runtime
+from tests.clock_reading_workflow import ClockReadingWorkflow
 from tests.factories import certificate
 from tests.live_system import free_port
-from tuning import workflow_runner
+from tuning import WorkerTuning, workflow_runner
 from worker import build_worker
 from workflows.contract import RefundState
 
@@ -108,12 +111,46 @@ async def test_sigterm_lets_a_running_payment_finish(harness, temporal_env, data
     assert len(harness.ledger.entries()) == 1
 
 
-def test_production_workers_run_the_checked_workflow_code_without_the_sandbox():
-    assert Settings.model_fields["workflow_sandbox"].default == "off"
+def test_production_workers_run_the_workflow_code_in_the_strict_sandbox():
+    assert Settings.model_fields["workflow_sandbox"].default == "strict"
+    assert WorkerTuning().sandbox == "strict"
     assert isinstance(workflow_runner("off"), UnsandboxedWorkflowRunner)
     imports_once = workflow_runner("imports-once")
     assert isinstance(imports_once, SandboxedWorkflowRunner)
     assert "workflows.refund" in imports_once.restrictions.passthrough_modules
+
+
+@pytest.mark.parametrize(("sandbox", "refused"), [("strict", True), ("imports-once", False)])
+async def test_only_the_strict_sandbox_refuses_a_wall_clock_read_at_run_time(
+    temporal_env, sandbox, refused
+):
+    """Why strict is the default: a passed-through workflow module runs unchecked."""
+    queue = f"clock-{sandbox}-{uuid.uuid4().hex[:6]}"
+    runner = workflow_runner(sandbox, workflow_modules=("tests.clock_reading_workflow",))
+    async with Worker(
+        temporal_env.client,
+        task_queue=queue,
+        workflows=[ClockReadingWorkflow],
+        workflow_runner=runner,
+    ):
+        handle = await temporal_env.client.start_workflow(
+            ClockReadingWorkflow.run, id=queue, task_queue=queue
+        )
+        if not refused:
+            assert await asyncio.wait_for(handle.result(), 20)
+            return
+        for _ in range(200):
+            events = [e async for e in handle.fetch_history_events()]
+            failures = [
+                e.workflow_task_failed_event_attributes.failure.message
+                for e in events
+                if e.HasField("workflow_task_failed_event_attributes")
+            ]
+            if failures:
+                break
+            await asyncio.sleep(0.1)
+        assert "Cannot access datetime.datetime.now" in failures[0]
+        await handle.terminate("test over")
 
 
 def test_tests_and_replays_reload_the_workflow_module_for_every_run():
