@@ -52,11 +52,11 @@ from workflows.progress import RefundProgress
 from workflows.review_desk import ReviewDesk
 from workflows.steps import RULES_ACTOR, SYSTEM, RefundSteps
 
-ONE_VISIBILITY_UPDATE = "local-load-final-state-at-close"
+LOCAL_LOAD_PATCH = "local-load-final-state-at-close"
 """Patch (v2): the certificate is loaded by a local activity and the final state is set as the
 workflow completes, so the server writes an auto refund's visibility record only where it writes
 it anyway (the first task and the close)."""
-OPERATOR_PROOF = "operator-proof"
+OPERATOR_PROOF_PATCH = "operator-proof"
 """Patch (v3): approvals re-check that the certificate is still refundable, the deadline re-checks
 only that (not ``near-expiry``), re-runs resume their own refund, payments that keep failing ask
 for a person, and a long history continues as new. Runs started before keep their old paths."""
@@ -101,8 +101,8 @@ class RefundWorkflow:
     async def run(self, request: RefundRequest) -> RefundStatus:
         # v3 includes v2: a new run records one patch marker (each also upserts a search
         # attribute), and a v2 run replays with its own marker.
-        self._operator_proof = workflow.patched(OPERATOR_PROOF)
-        self._steps.local_load = self._operator_proof or workflow.patched(ONE_VISIBILITY_UPDATE)
+        self._operator_proof = workflow.patched(OPERATOR_PROOF_PATCH)
+        self._steps.local_load = self._operator_proof or workflow.patched(LOCAL_LOAD_PATCH)
         body = asyncio.ensure_future(self._body(self._carried))
         while not body.done():
             try:
