@@ -63,9 +63,7 @@ class MemoryLedger(Ledger):
         return None
 
     def record(self, returned: Return) -> tuple[LedgerEntry, bool]:
-        fields = {**returned.__dict__}
-        fields.pop("reference")
-        return LedgerEntry(**fields, returned_at=datetime.now(UTC)), False
+        return LedgerEntry(**returned.__dict__, returned_at=datetime.now(UTC)), False
 
 
 class MemoryPaymentGateway:

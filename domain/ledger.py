@@ -28,16 +28,9 @@ class Return:
 
 
 @dataclass(frozen=True)
-class LedgerEntry:
-    idempotency_key: str
-    refund_id: str
-    certificate_id: str
-    leg_index: int
-    channel: str
-    original_channel: str
-    amount: Decimal
-    currency: str
-    transaction_id: str
+class LedgerEntry(Return):
+    """A recorded return, and when it was recorded."""
+
     returned_at: datetime
 
 

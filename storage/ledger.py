@@ -67,6 +67,7 @@ def _entry(row: Mapping[Any, Any]) -> LedgerEntry:
         original_channel=row["original_channel"],
         amount=from_cents(row["amount_cents"]),
         currency=row["currency"],
+        reference=row["reference"],
         transaction_id=row["transaction_id"],
         returned_at=row["returned_at"],
     )
