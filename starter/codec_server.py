@@ -41,13 +41,20 @@ def codec_app(
         headers = cors_headers(request)
         if request.method == "OPTIONS":
             return web.Response(status=200 if headers else 403, headers=headers)
-        if auth_token is not None:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given, f"Bearer {auth_token}"):
-                return web.json_response({"error": "unauthorized"}, status=401, headers=headers)
+        if auth_token is not None and not authorized(request.headers.get("Authorization", "")):
+            return web.json_response({"error": "unauthorized"}, status=401, headers=headers)
         response = await handler(request)
         response.headers.update(headers)
         return response
+
+    def authorized(header: str) -> bool:
+        """Exactly ``Bearer <token>``, compared in constant time; any other text (another
+        scheme, no token, bytes that are not ASCII) is simply not it."""
+        scheme, _, given = header.partition(" ")
+        expected = (auth_token or "").encode()
+        return scheme == "Bearer" and hmac.compare_digest(
+            given.encode("utf-8", "surrogateescape"), expected
+        )
 
     def route(transform: Callable[[Payloads], Awaitable[list[object]]]) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:

@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -26,6 +25,7 @@ from settings import Settings
 from starter.client import RefundHandle
 from storage.certificates import CertificateStore
 from storage.ledger import Ledger
+from tests.live_system import require_system
 from wiring import simulated_collaborators
 from worker import build_worker
 from workflows.contract import RefundRequest, RefundState, RefundStatus
@@ -67,7 +67,8 @@ async def start_environment() -> WorkflowEnvironment:
         )
     except Exception as err:  # the experimental API may change or refuse to start
         global TIME_SKIPPING_UNAVAILABLE
-        TIME_SKIPPING_UNAVAILABLE = f"time skipping v2 unavailable: {err}"
+        TIME_SKIPPING_UNAVAILABLE = f"time skipping v2 did not start: {type(err).__name__}: {err}"
+        print(f"warning: {TIME_SKIPPING_UNAVAILABLE}", file=sys.stderr)
         return await WorkflowEnvironment.start_local(**common)
 
 
@@ -191,8 +192,10 @@ class Harness:
         return await asyncio.wait_for(handle.result(), timeout)
 
     async def fast_forward(self, handle: WorkflowHandle[Any, Any], days: float) -> None:
-        if not self.env.supports_time_skipping_v2:
-            pytest.skip(TIME_SKIPPING_UNAVAILABLE or "time skipping unavailable")
+        require_system(
+            f"time skipping on the dev server ({TIME_SKIPPING_UNAVAILABLE or 'not supported'})",
+            self.env.supports_time_skipping_v2,
+        )
         await self.env.fast_forward(handle, timedelta(days=days))
 
 

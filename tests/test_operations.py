@@ -159,3 +159,31 @@ def test_tests_and_replays_reload_the_workflow_module_for_every_run():
     assert isinstance(strict, SandboxedWorkflowRunner)
     assert "workflows.refund" not in strict.restrictions.passthrough_modules
     assert "workflows.models" in strict.restrictions.passthrough_modules
+
+
+def test_a_missing_system_capability_fails_when_ci_requires_it(monkeypatch):
+    from tests.live_system import require_system
+
+    monkeypatch.setenv("REFUNDS_REQUIRE_SYSTEM_TESTS", "1")
+    with pytest.raises(pytest.fail.Exception, match="REFUNDS_REQUIRE_SYSTEM_TESTS=1"):
+        require_system("a thing this machine lacks", False)
+    monkeypatch.delenv("REFUNDS_REQUIRE_SYSTEM_TESTS")
+    with pytest.raises(pytest.skip.Exception, match="a thing this machine lacks"):
+        require_system("a thing this machine lacks", False)
+    require_system("a thing this machine has", True)
+
+
+def test_a_skip_fails_the_whole_run_when_ci_requires_every_test(tmp_path):
+    test = tmp_path / "test_skipping.py"
+    test.write_text("import pytest\n\n\ndef test_skipped():\n    pytest.skip('no thing')\n")
+    env = {**os.environ, "REFUNDS_REQUIRE_SYSTEM_TESTS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", str(test)],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout
+    assert "skipped under REFUNDS_REQUIRE_SYSTEM_TESTS=1" in done.stdout

@@ -204,3 +204,76 @@ def test_a_repair_order_is_claimed_once_by_one_run_within_its_window(store):
         "not started",
         "run-1",
     ]
+
+
+def test_two_refunds_racing_for_one_hold_never_both_win(store, database_url):
+    """From separate connections, as two workers would: exactly one holder each round."""
+    import threading
+
+    from sqlalchemy import create_engine
+
+    from storage.certificates import CertificateStore
+
+    store.seed([certificate("cas-race", purchased_at=PURCHASED, issued_at=PURCHASED)])
+    engines = [create_engine(database_url) for _ in range(2)]
+    racers = [CertificateStore(engine) for engine in engines]
+    try:
+        for round_ in range(50):
+            barrier = threading.Barrier(2)
+            won: list[str] = []
+
+            def hold(
+                racer: CertificateStore,
+                refund_id: str,
+                barrier: threading.Barrier = barrier,
+                won: list[str] = won,
+            ) -> None:
+                barrier.wait()
+                try:
+                    racer.mark_refund_pending("cas-race", refund_id)
+                    won.append(refund_id)
+                except StatusConflictError:
+                    pass
+
+            threads = [
+                threading.Thread(target=hold, args=(racer, f"r{round_}-{n}"))
+                for n, racer in enumerate(racers)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            assert len(won) == 1, (round_, won)
+            assert store.get("cas-race").held_by == won[0]
+            assert store.restore("cas-race", won[0]) == "issued"
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_the_ledger_takes_one_return_per_key_whoever_records_it(store):
+    """A leg paid by a channel cannot also be settled by hand, nor the other way round."""
+    from dataclasses import replace
+
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from domain.ledger import MANUAL
+    from storage.schema import payment_returns
+
+    ledger = Ledger(store.engine)
+    paid = alipay_return("r1", "cas-1", 0, "10.00")
+    by_hand = replace(paid, channel=MANUAL, transaction_id="manual-x")
+    assert ledger.record(paid)[1] is False
+    entry, existed = ledger.record(by_hand)
+    assert existed and entry.channel == "alipay"
+    settled = alipay_return("r1", "cas-1", 1, "10.00")
+    assert ledger.record(replace(settled, channel=MANUAL, transaction_id="manual-y"))[1] is False
+    entry, existed = ledger.record(settled)
+    assert existed and entry.channel == MANUAL
+    assert [e.channel for e in ledger.entries()] == ["alipay", MANUAL]
+    with pytest.raises(IntegrityError), store.engine.begin() as conn:  # the database says so too
+        row = {**paid.__dict__, "transaction_id": "other", "returned_at": PURCHASED}
+        row["amount_cents"] = 1000
+        del row["amount"]
+        conn.execute(insert(payment_returns), row)
