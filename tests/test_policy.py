@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -256,11 +256,29 @@ class TestReviewDeadline:
         assert deadline == shanghai(2026, 12, 18, 0, 0)
 
     def test_a_review_into_an_unpublished_year_warns(self):
-        cert = certificate(purchased_at=shanghai(2026, 12, 1))
-        _, warnings = review_deadline(cert, shanghai(2026, 12, 20))
-        assert any("2027" in w and "not published" in w for w in warnings)
-        decision = evaluate(cert, shanghai(2026, 12, 20))
-        assert any("2027" in w for w in decision.warnings)
+        unpublished = (BusinessCalendar("CN").published_through(date.today().year + 5) or 0) + 1
+        cert = certificate(purchased_at=shanghai(unpublished - 1, 12, 1))
+        _, warnings = review_deadline(cert, shanghai(unpublished - 1, 12, 20))
+        assert any(str(unpublished) in w and "not published" in w for w in warnings)
+        decision = evaluate(cert, shanghai(unpublished - 1, 12, 20))
+        assert any(str(unpublished) in w for w in decision.warnings)
+
+    def test_a_review_across_new_year_2026_counts_its_make_up_sunday(self):
+        cert = certificate(purchased_at=shanghai(2025, 12, 1))
+        deadline, _ = review_deadline(cert, shanghai(2025, 12, 24, 10))
+        assert deadline == shanghai(2026, 1, 16, 0, 0)
+
+    def test_a_review_across_spring_festival_2026_counts_both_make_up_saturdays(self):
+        cert = certificate(purchased_at=shanghai(2026, 1, 20))
+        deadline, _ = review_deadline(cert, shanghai(2026, 2, 10, 10))
+        assert deadline == shanghai(2026, 3, 10, 0, 0)
+
+    def test_the_day_28_cap_holds_on_a_public_holiday(self):
+        issued = shanghai(2026, 9, 4, 10)  # day 28 is 2 October, in the National Day week
+        cert = certificate(purchased_at=issued, issued_at=issued)
+        deadline, _ = review_deadline(cert, shanghai(2026, 9, 20, 10))
+        assert deadline == shanghai(2026, 10, 2, 23, 0)
+        assert evaluate(cert, deadline).rule is RuleId.ISSUED_WITHIN_28_DAYS
 
     def test_other_countries_count_their_own_holidays(self):
         cert = certificate(purchased_at=shanghai(2026, 12, 1))

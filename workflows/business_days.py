@@ -50,6 +50,11 @@ class BusinessCalendar:
         calendar = self._calendar(start.year, end.year)
         return int(calendar.get_working_days_count(start + timedelta(days=1), end))
 
+    def published_through(self, until: int) -> int | None:
+        """The last year up to ``until`` whose official schedule (make-up working days) the data
+        holds, for a country that has make-up days; ``None`` otherwise."""
+        return _latest_published_year(self.country, until)
+
     def unpublished_warnings(self, first: int, last: int) -> list[str]:
         latest = _latest_published_year(self.country, last)
         if latest is None:
