@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -37,6 +38,7 @@ from storage.certificates import CertificateStore
 from storage.database import open_database
 from storage.ledger import Ledger
 from storage.reconcile import reconcile
+from storage.schema import simulated_channel_returns
 from workflows.contract import (
     ApproveInput,
     CancelInput,
@@ -296,6 +298,10 @@ async def report(
         if paid != expected:
             inconsistent.append(f"{refund_id}: {status.state.value}, paid {paid} of {expected}")
     recon = reconcile(engine)
+    recorded = {entry.idempotency_key for entry in Ledger(engine).entries()}
+    with engine.connect() as conn:
+        channel_keys = conn.execute(select(simulated_channel_returns.c.request_id)).scalars()
+        unrecorded = sorted(set(channel_keys) - recorded)
     figures = {
         "started": len(run.started),
         "finished": finished,
@@ -304,6 +310,7 @@ async def report(
         "paid_twice": recon.paid_twice,
         "missing_amount": str(recon.missing_amount),
         "ledger_mismatches": len(inconsistent),
+        "channel_returns_unrecorded": len(unrecorded),
         "worker_kills": worker.kills,
         "server_restarts": server.restarts,
         "transient_faults_injected": worker.failed_activities("injected: "),
@@ -352,6 +359,7 @@ def main() -> None:
         and figures["paid_twice"] == 0
         and figures["missing_amount"] == "0.00"
         and figures["ledger_mismatches"] == 0
+        and figures["channel_returns_unrecorded"] == 0
         and figures["finished"] == figures["started"]
     )
     raise SystemExit(0 if healthy else 1)

@@ -66,9 +66,14 @@ async def test_an_undecodable_signal_is_dropped_without_failing_the_workflow(har
     await handle.signal(
         "reject", RawValue(Payload(metadata={"encoding": b"json/plain"}, data=b"{"))
     )
-    await asyncio.sleep(0.5)
-    status = await harness.status(handle)
+    await handle.signal("after_the_garbage")  # signals are handled in order
+    status = await harness.wait_for(
+        handle, lambda s: any(e.action == "signal 'after_the_garbage'" for e in s.audit)
+    )
     assert status.state is RefundState.VALIDATING_APPLICATION
+    decisions = ("approve", "reject", "cancel")
+    assert not [e for e in status.audit if e.accepted and e.action.startswith(decisions)]
+    assert status.decided_by is None
     assert await task_failures(handle) == 0
 
 
