@@ -2,7 +2,8 @@
 
 Transient faults strike either before the effect (nothing happened) or after it (the effect
 happened but its answer was lost), the second being the case that tests idempotency. Permanent
-refusals name payment references, optionally per channel (``alipay:ali-7781``).
+refusals name payment references, optionally per channel (``alipay:ali-7781``), or certificates
+the CA refuses to revoke (``ca:cas-0001``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from activities.gateways import CertificateAuthority, ChannelTransaction, PaymentGateway
 from activities.payloads import PaymentReturnRequest
 from domain.certificates import Channel
-from domain.errors import PaymentRejectedError
+from domain.errors import PaymentRejectedError, RevocationRefusedError
 
 
 class InjectedFaultError(ConnectionError):
@@ -45,6 +46,9 @@ class Faults:
     def refuses(self, channel: Channel, reference: str) -> bool:
         return reference in self.rejected or f"{channel.value}:{reference}" in self.rejected
 
+    def refuses_revocation(self, certificate_id: str) -> bool:
+        return f"ca:{certificate_id}" in self.rejected
+
 
 class FaultyGateway:
     def __init__(self, inner: PaymentGateway, channel: Channel, faults: Faults) -> None:
@@ -71,5 +75,9 @@ class FaultyAuthority:
 
     def revoke(self, certificate_id: str, refund_id: str) -> None:
         self.faults.before("revocation")
+        if self.faults.refuses_revocation(certificate_id):
+            raise RevocationRefusedError(
+                f"the certificate authority refused to revoke {certificate_id}"
+            )
         self.inner.revoke(certificate_id, refund_id)
         self.faults.after("revocation")

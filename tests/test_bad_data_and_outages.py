@@ -83,3 +83,27 @@ async def test_a_channel_down_past_the_patience_needs_attention_and_a_retry_pays
     [entry] = harness.ledger.entries()
     assert entry.idempotency_key == f"{handle.id}:leg-0"
     assert harness.store.get("bd-outage").status == "refunded"
+
+
+async def test_a_revocation_the_ca_refuses_needs_attention_until_done_by_hand(harness):
+    issued = now() - timedelta(days=3)
+    cert = certificate("bd-no-revoke", purchased_at=issued, issued_at=issued)
+    async with harness.worker_with(fault_reject=["ca:bd-no-revoke"]):
+        handle = await harness.submit(cert)
+        await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
+        await handle.signal("approve", {"reviewer": "rev-1"})
+        waiting = await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
+        assert waiting.attention_reason == (
+            "revoke the certificate failed: the certificate authority refused to revoke "
+            "bd-no-revoke"
+        )
+        assert harness.ledger.entries() == []  # no money before the certificate is revoked
+        await handle.execute_update(
+            RefundWorkflow.resolve_manually,
+            OperatorInput(operator="operator-1", note="revoked in the CA's console"),
+        )
+        done = await harness.result(handle)
+    assert done.state is RefundState.REFUNDED
+    assert "certificate released by hand" in [e.action for e in done.audit]
+    assert [leg.status for leg in done.legs] == [LegState.RETURNED, LegState.NOT_REFUNDABLE]
+    assert len(harness.ledger.entries()) == 1
