@@ -8,7 +8,7 @@ N ?= 200
 KILLS ?= 5
 RESTARTS ?= 1
 
-.PHONY: install run test lint typecheck pytest chaos bench bench-quick clean
+.PHONY: install run test lint typecheck pytest chaos bench bench-quick mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,8 +43,11 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
 
+mutation: $(STAMP)
+	$(BIN)/python -m mutation.run
+
 chaos: $(STAMP)
 	$(BIN)/python -m chaos.run --refunds $(N) --kills $(KILLS) --server-restarts $(RESTARTS)
 
 clean:
-	rm -rf $(VENV) var build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var build *.egg-info .mypy_cache .ruff_cache .pytest_cache .mutmut-cache

@@ -8,7 +8,6 @@ must carry ``Authorization: Bearer <token>`` (the UI can forward its users' cred
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -16,6 +15,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from codec import EncryptionCodec, EncryptionKeyError
+from starter.codec_auth import bearer_matches
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
@@ -41,20 +41,12 @@ def codec_app(
         headers = cors_headers(request)
         if request.method == "OPTIONS":
             return web.Response(status=200 if headers else 403, headers=headers)
-        if auth_token is not None and not authorized(request.headers.get("Authorization", "")):
+        given = request.headers.get("Authorization", "")
+        if auth_token is not None and not bearer_matches(given, auth_token):
             return web.json_response({"error": "unauthorized"}, status=401, headers=headers)
         response = await handler(request)
         response.headers.update(headers)
         return response
-
-    def authorized(header: str) -> bool:
-        """Exactly ``Bearer <token>``, compared in constant time; any other text (another
-        scheme, no token, bytes that are not ASCII) is simply not it."""
-        scheme, _, given = header.partition(" ")
-        expected = (auth_token or "").encode()
-        return scheme == "Bearer" and hmac.compare_digest(
-            given.encode("utf-8", "surrogateescape"), expected
-        )
 
     def route(transform: Callable[[Payloads], Awaitable[list[object]]]) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:

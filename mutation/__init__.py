@@ -1,0 +1,1 @@
+"""``make mutation``: mutation testing of the safety core."""
