@@ -39,6 +39,7 @@ PASSTHROUGH_MODULES = (
 WORKFLOW_MODULES = (
     "workflows.refund",
     "workflows.payout",
+    "workflows.payout_rules",
     "workflows.progress",
     "workflows.audit",
     "workflows.review_checks",

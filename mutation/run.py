@@ -23,14 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
 MUTMUT = [sys.executable, "-m", "mutmut"]
-WORKFLOW_TESTS = [
-    "tests/test_reliability.py",
-    "tests/test_bad_data_and_outages.py",
-    "tests/test_payment_activity.py",
-]
+WORKFLOW_TESTS = ["tests/test_reliability.py", "tests/test_bad_data_and_outages.py"]
+"""The payout's orchestration runs only on a worker: these drive it on the real dev server."""
 
 TARGETS: dict[str, list[str]] = {
     "workflows/payout.py": WORKFLOW_TESTS,
+    "workflows/payout_rules.py": ["tests/test_payout_rules.py"],
     "workflows/policy.py": ["tests/test_policy.py", "tests/test_business_days.py"],
     "workflows/review_checks.py": ["tests/test_review_checks.py"],
     "storage/ledger.py": ["tests/test_storage.py", "tests/test_payment_activity.py"],

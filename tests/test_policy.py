@@ -10,7 +10,13 @@ import pytest
 from domain.decisions import Outcome, RuleId
 from tests.factories import certificate, shanghai
 from workflows.business_days import BusinessCalendar
-from workflows.policy import evaluate, refund_action_shown, review_deadline
+from workflows.policy import (
+    assess,
+    evaluate,
+    refund_action_shown,
+    review_deadline,
+    still_refundable,
+)
 
 PURCHASED = shanghai(2026, 11, 20, 12)
 
@@ -292,8 +298,152 @@ class TestReviewDeadline:
         assert warnings == []
 
 
+def test_console_shows_the_refund_action_for_an_unissued_order():
+    assert refund_action_shown(certificate(purchased_at=PURCHASED), shanghai(2027, 6, 1))
+
+
 def test_console_hides_refund_action_after_30_days_of_issuance():
     issued = shanghai(2026, 10, 1, 9)
     cert = certificate(purchased_at=issued, issued_at=issued)
     assert refund_action_shown(cert, shanghai(2026, 10, 31, 23))
     assert not refund_action_shown(cert, shanghai(2026, 11, 1, 0, 1))
+
+
+class TestWhatTheCustomerReads:
+    """The explanation of each rule, word for word: the customer and the reviewer read it."""
+
+    @pytest.mark.parametrize(
+        ("changes", "at", "explanation"),
+        [
+            ({"status": "refunded"}, PURCHASED, "the certificate is already refunded"),
+            (
+                {"free": True, "payments": []},
+                PURCHASED,
+                "free DV certificates are never refunded",
+            ),
+            (
+                {"payments": [{"channel": "voucher", "amount": "9.00", "reference": "v"}]},
+                PURCHASED,
+                "nothing was paid outside vouchers, and vouchers are not returned",
+            ),
+            (
+                {"expires_at": shanghai(2026, 12, 1)},
+                shanghai(2026, 12, 1),
+                "the certificate has expired",
+            ),
+            (
+                {"expires_at": shanghai(2026, 12, 4)},
+                shanghai(2026, 11, 21),
+                "it expires in 13 calendar days; requests must come at least 15 days before expiry",
+            ),
+            (
+                {"issued_at": PURCHASED},
+                shanghai(2026, 12, 19),
+                "issued 29 calendar days ago; issued certificates are refunded only within 28 days",
+            ),
+            (
+                {"issued_at": PURCHASED},
+                shanghai(2026, 12, 18),
+                "issued 28 calendar days ago; a reviewer must approve, and the certificate is "
+                "revoked before the money is returned",
+            ),
+            (
+                {"validation": "validated"},
+                PURCHASED,
+                "domain validation has already passed for this unissued certificate",
+            ),
+            (
+                {},
+                shanghai(2026, 11, 25),
+                "unissued and bought 5 calendar days ago: refunded at once",
+            ),
+            (
+                {},
+                shanghai(2026, 11, 26),
+                "unissued and bought 6 calendar days ago; a reviewer must approve",
+            ),
+        ],
+    )
+    def test_each_rule_explains_itself(self, changes, at, explanation):
+        assert evaluate(certificate(purchased_at=PURCHASED, **changes), at).explanation == (
+            explanation
+        )
+
+    def test_the_expiry_warning_counts_business_days(self):
+        cert = certificate(purchased_at=PURCHASED, expires_at=shanghai(2026, 12, 12))
+        decision = evaluate(cert, shanghai(2026, 11, 26, 9))
+        assert decision.warnings == [
+            "only 11 business days remain before the certificate expires; "
+            "the review may not finish before it expires"
+        ]
+
+    def test_no_expiry_warning_when_expiry_is_the_reviews_last_day(self):
+        end = BusinessCalendar().add_business_days(date(2026, 11, 26), 15).day
+        expires = datetime.combine(end, datetime.min.time(), tzinfo=PURCHASED.tzinfo)
+        cert = certificate(purchased_at=PURCHASED, expires_at=expires + timedelta(hours=12))
+        assert evaluate(cert, shanghai(2026, 11, 26, 9)).warnings == []
+        earlier = certificate(purchased_at=PURCHASED, expires_at=expires - timedelta(hours=12))
+        assert len(evaluate(earlier, shanghai(2026, 11, 26, 9)).warnings) == 1
+
+    def test_refused_times_say_why(self):
+        cert = certificate(purchased_at=PURCHASED)
+        with pytest.raises(ValueError, match=r"^now must be timezone-aware$"):
+            evaluate(cert, datetime(2026, 11, 21))
+        with pytest.raises(ValueError, match=r"^purchased after the request$"):
+            evaluate(cert, PURCHASED - timedelta(seconds=1))
+
+
+class TestStillRefundable:
+    """The re-check before an approval is carried out: only what can change during a review."""
+
+    def test_a_valid_request_is_still_refundable(self):
+        assert still_refundable(certificate(purchased_at=PURCHASED), shanghai(2026, 12, 1)) is None
+
+    def test_near_expiry_is_not_judged_again(self):
+        cert = certificate(purchased_at=PURCHASED, expires_at=shanghai(2026, 12, 10))
+        assert evaluate(cert, shanghai(2026, 12, 1)).rule is RuleId.NEAR_EXPIRY
+        assert still_refundable(cert, shanghai(2026, 12, 1)) is None
+
+    @pytest.mark.parametrize(
+        ("changes", "at", "rule", "explanation"),
+        [
+            (
+                {"expires_at": shanghai(2026, 12, 10)},
+                shanghai(2026, 12, 10),
+                RuleId.EXPIRED,
+                "the certificate has expired",
+            ),
+            (
+                {"status": "revoked"},
+                PURCHASED,
+                RuleId.ALREADY_REFUNDED,
+                "the certificate is already revoked",
+            ),
+            (
+                {"issued_at": PURCHASED},
+                shanghai(2026, 12, 19),
+                RuleId.ISSUED_OVER_28_DAYS,
+                "issued 29 calendar days ago; issued certificates are refunded only within 28 days",
+            ),
+        ],
+    )
+    def test_what_denies_it_now(self, changes, at, rule, explanation):
+        cert = certificate(purchased_at=PURCHASED, **changes)
+        assert still_refundable(cert, at) == (rule, explanation)
+
+    def test_the_free_and_voucher_rules_are_not_rechecked(self):
+        free = certificate(purchased_at=PURCHASED, free=True, payments=[])
+        assert still_refundable(free, PURCHASED) is None
+
+
+class TestAssess:
+    def test_an_auto_approval_has_no_deadline(self):
+        decision, deadline = assess(certificate(purchased_at=PURCHASED), shanghai(2026, 11, 21))
+        assert decision.rule is RuleId.UNISSUED_WITHIN_5_DAYS and deadline is None
+
+    def test_a_review_gets_the_deadline_of_the_same_day(self):
+        cert = certificate(purchased_at=PURCHASED)
+        at = shanghai(2026, 11, 26, 9)
+        decision, deadline = assess(cert, at)
+        assert decision == evaluate(cert, at)
+        assert deadline == review_deadline(cert, at)[0]

@@ -15,7 +15,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import RefundState, ReviewAction
 
 from workflows.audit import bounded
-from workflows.payout import NeedsAttentionError, Payout, cause
+from workflows.payout import NeedsAttentionError, Payout
+from workflows.payout_rules import cause
 from workflows.progress import RefundProgress
 from workflows.review_desk import TEMPORAL_CANCELLATION, ReviewDesk
 from workflows.steps import SYSTEM, RefundSteps

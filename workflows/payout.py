@@ -6,20 +6,30 @@ reset or replay can pay a leg twice. What cannot be done becomes a reason a pers
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, RetryState, TimeoutError, TimeoutType
+from temporalio.exceptions import ActivityError
+
+from workflows.payout_rules import (
+    cause,
+    leg_problem,
+    may_fall_back,
+    patience,
+    return_request,
+    unavailable,
+    unsettled,
+)
 
 with workflow.unsafe.imports_passed_through():
-    from activities.payloads import CertificateChange, ManualReturn, PaymentReturnRequest
+    from activities.payloads import CertificateChange, ManualReturn
     from activities.payments import PaymentActivities
     from activities.records import RecordActivities
     from domain.certificates import Channel
-    from domain.errors import NON_RETRYABLE, PAYMENT_REJECTED
+    from domain.errors import NON_RETRYABLE
     from workflows import metrics
-    from workflows.contract import SETTLED_LEG_STATES, LegState, LegStatus
+    from workflows.contract import LegState, LegStatus
 
 from workflows.progress import RefundProgress
 
@@ -55,7 +65,7 @@ class Payout:
         progress = self.progress
         if not progress.certificate_released:
             await self._release(revoke)
-        pending = [leg for leg in progress.legs if leg.status not in SETTLED_LEG_STATES]
+        pending = unsettled(progress.legs)
         problems = [p for p in await asyncio.gather(*map(self._return_leg, pending)) if p]
         if problems:
             raise NeedsAttentionError("; ".join(problems))
@@ -90,17 +100,8 @@ class Payout:
 
     async def _return_leg(self, leg: LegStatus) -> str | None:
         progress = self.progress
-        assert progress.certificate is not None and leg.idempotency_key is not None
-        request = PaymentReturnRequest(
-            refund_id=progress.refund_id,
-            certificate_id=progress.certificate.certificate_id,
-            leg_index=leg.index,
-            channel=leg.channel,
-            amount=leg.amount,
-            currency=progress.certificate.order.currency,
-            reference=leg.reference,
-            idempotency_key=leg.idempotency_key,
-        )
+        assert progress.certificate is not None
+        request = return_request(progress.refund_id, progress.certificate, leg)
         channel = leg.channel
         while True:
             since = workflow.now()
@@ -117,9 +118,11 @@ class Payout:
             except ActivityError as err:
                 why = unavailable(channel.value, since, err) or cause(err)
                 progress.record("system", f"{channel.value} return failed", False, why)
-                if not self._may_fall_back(channel, err):
+                assessment = progress.assessment
+                allowed = assessment is not None and assessment.fallback_to_balance
+                if not may_fall_back(channel, err, allowed):
                     progress.update_leg(leg.index, status=LegState.FAILED, detail=why)
-                    return f"{channel.value} leg {leg.index} ({leg.amount}): {why}"
+                    return leg_problem(channel, leg, why)
                 channel = Channel.ACCOUNT_BALANCE
                 progress.record("system", f"leg {leg.index} falls back to account_balance")
         fell_back = channel is not leg.channel
@@ -138,17 +141,9 @@ class Payout:
         metrics.count_returned(int(leg.amount * 100), channel.value)
         return None
 
-    def _may_fall_back(self, channel: Channel, err: ActivityError) -> bool:
-        """A channel that refused for good may be replaced by the account balance, if allowed."""
-        assessment = self.progress.assessment
-        assert assessment is not None
-        refused = getattr(err.cause, "type", None) == PAYMENT_REJECTED
-        return refused and assessment.fallback_to_balance and channel is not Channel.ACCOUNT_BALANCE
-
     def _patience(self) -> timedelta | None:
         assessment = self.progress.assessment
-        seconds = assessment.payment_patience_seconds if assessment else None
-        return timedelta(seconds=seconds) if seconds else None
+        return patience(assessment.payment_patience_seconds if assessment else None)
 
     async def settle_by_hand(self, actor: str, note: str) -> None:
         """An operator returned the failed legs (and did any failed step) outside the system."""
@@ -185,27 +180,3 @@ class Payout:
                 transaction_id=receipt.transaction_id,
                 detail=f"settled by {actor}: {note}",
             )
-
-
-def unavailable(what: str, since: datetime, err: ActivityError) -> str | None:
-    """When ``err`` is the payment patience running out: who has been failing since when.
-
-    The patience is the activity's schedule-to-close timeout: it ends either in that timeout or,
-    when the next retry would start past it, in the last failure with retry state ``TIMEOUT``.
-    """
-    failure = err.cause
-    timed_out = isinstance(failure, TimeoutError) and (
-        failure.type is TimeoutType.SCHEDULE_TO_CLOSE
-    )
-    if not timed_out and err.retry_state is not RetryState.TIMEOUT:
-        return None
-    last = cause(failure) if isinstance(failure, TimeoutError) else cause(err)
-    return f"{what} unavailable since {since:%Y-%m-%d %H:%M} UTC" + (
-        f" (last error: {last})" if last else ""
-    )
-
-
-def cause(err: BaseException) -> str:
-    """The message of what made an activity fail (a local activity's failure is its own)."""
-    inner = err.cause if isinstance(err, ActivityError | TimeoutError) else err
-    return getattr(inner, "message", None) or str(inner or err)

@@ -246,9 +246,9 @@ def assess(
     decision = evaluate(certificate, now, timezone=timezone, calendar=calendar)
     if decision.outcome is not Outcome.MANUAL_REVIEW:
         return decision, None
-    deadline, warnings = review_deadline(certificate, now, timezone=timezone, calendar=calendar)
-    missing = [w for w in warnings if w not in decision.warnings]
-    return decision.model_copy(update={"warnings": [*decision.warnings, *missing]}), deadline
+    # The decision's warnings already hold the deadline's (the same count from the same day).
+    deadline, _ = review_deadline(certificate, now, timezone=timezone, calendar=calendar)
+    return decision, deadline
 
 
 def review_deadline(

@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import ActionResult, OperatorInput, RefundState, ReviewAction
 
 from workflows.audit import bounded
-from workflows.payout import cause
+from workflows.payout_rules import cause
 from workflows.progress import RefundProgress
 from workflows.review_checks import (
     ReviewContext,

@@ -30,7 +30,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import FINAL_STATES, LegState, LegStatus, RefundState, RepairOrder
     from workflows.search_attributes import REFUND_STATE
 
-from workflows.payout import RECORD_RETRY, RECORD_TIMEOUT, cause
+from workflows.payout import RECORD_RETRY, RECORD_TIMEOUT
+from workflows.payout_rules import cause
 from workflows.progress import RefundProgress
 
 ASSESS_TIMEOUT = timedelta(seconds=10)
