@@ -9,6 +9,7 @@ that no test can kill are explained in ``docs/testing.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -21,9 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+PYTEST = [sys.executable, "-m", "mutation.gate", "-x", "-q", "-p", "no:cacheprovider"]
 MUTMUT = [sys.executable, "-m", "mutmut"]
-WORKFLOW_TESTS = ["tests/test_reliability.py", "tests/test_bad_data_and_outages.py"]
+WORKFLOW_TESTS = [
+    "tests/test_payout_failures.py",
+    "tests/test_reliability.py",
+    "tests/test_bad_data_and_outages.py",
+]
 """The payout's orchestration runs only on a worker: these drive it on the real dev server."""
 
 TARGETS: dict[str, list[str]] = {
@@ -40,6 +45,8 @@ TARGETS: dict[str, list[str]] = {
 """The safety core: the rules, who may act, the payout, the ledger, the certificate's status
 changes, the payment activity and the codec server's auth."""
 
+MODULE_TIMEOUT = 45 * 60
+"""A module whose run takes longer is reported with its untested mutants, not waited for."""
 KILLED = ("ok_killed", "bad_timeout", "ok_suspicious")
 
 
@@ -48,6 +55,7 @@ class Outcome:
     module: str
     killed: int = 0
     survived: int = 0
+    untested: int = 0
     seconds: float = 0.0
     survivors: list[str] = field(default_factory=list)
 
@@ -58,9 +66,12 @@ class Outcome:
 
 
 def scratch_copy(into: Path) -> Path:
-    """The project's tracked files (as they are in the working tree), without caches."""
+    """The project's files as they are in the working tree (new ones too), without ignored ones."""
     tracked = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
     ).stdout.split(b"\0")
     for name in filter(None, tracked):
         source = ROOT / name.decode()
@@ -76,21 +87,24 @@ def mutate(module: str, tests: list[str], workdir: Path) -> Outcome:
     copy = scratch_copy(workdir / module.replace("/", "_"))
     runner = " ".join([*PYTEST, "-k", "'not postgres'", *tests])
     env_cmd = ["env", "-u", "REFUNDS_REQUIRE_SYSTEM_TESTS", "PYTHONDONTWRITEBYTECODE=1"]
-    subprocess.run(
-        [
-            *env_cmd,
-            *MUTMUT,
-            "run",
-            "--paths-to-mutate",
-            module,
-            "--runner",
-            runner,
-            "--no-progress",
-        ],
-        cwd=copy,
-        capture_output=True,
-        check=False,
-    )
+    # A run that outlives its time is cut short; what it did not reach is reported untested.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        subprocess.run(
+            [
+                *env_cmd,
+                *MUTMUT,
+                "run",
+                "--paths-to-mutate",
+                module,
+                "--runner",
+                runner,
+                "--no-progress",
+            ],
+            cwd=copy,
+            capture_output=True,
+            check=False,
+            timeout=MODULE_TIMEOUT,
+        )
     outcome = Outcome(module, seconds=time.monotonic() - began)
     db = sqlite3.connect(copy / ".mutmut-cache")
     try:
@@ -103,6 +117,8 @@ def mutate(module: str, tests: list[str], workdir: Path) -> Outcome:
         elif status == "bad_survived":
             outcome.survived += 1
             outcome.survivors.append(f"{module}: {shown_change(copy, mutant_id)}")
+        elif status == "untested":
+            outcome.untested += 1
     return outcome
 
 
@@ -140,17 +156,23 @@ def main() -> None:
     for outcome in outcomes:
         print(
             f"{outcome.module}: {outcome.killed} killed, {outcome.survived} survived, "
-            f"score {outcome.score:.3f} ({outcome.seconds:.0f} s)"
+            f"{outcome.untested} untested, score {outcome.score:.3f} ({outcome.seconds:.0f} s)"
         )
         for survivor in outcome.survivors:
             print(f"  survived {survivor}")
     summary = {
         "modules": {
-            o.module: {"killed": o.killed, "survived": o.survived, "score": o.score}
+            o.module: {
+                "killed": o.killed,
+                "survived": o.survived,
+                "untested": o.untested,
+                "score": o.score,
+            }
             for o in outcomes
         },
         "killed": sum(o.killed for o in outcomes),
         "survived": sum(o.survived for o in outcomes),
+        "untested": sum(o.untested for o in outcomes),
         "seconds": round(time.monotonic() - began),
     }
     print(json.dumps(summary))

@@ -26,7 +26,7 @@ from starter.client import RefundHandle
 from storage.certificates import CertificateStore
 from storage.ledger import Ledger
 from tests.live_system import require_system
-from wiring import simulated_collaborators
+from wiring import Collaborators, simulated_collaborators
 from worker import build_worker
 from workflows.contract import RefundRequest, RefundState, RefundStatus
 from workflows.refund import RefundWorkflow
@@ -34,6 +34,7 @@ from workflows.search_attributes import ALL_KEYS
 
 REVIEWERS = ["rev-1", "rev-2"]
 GatewayT = TypeVar("GatewayT", bound=PaymentGateway)
+ChangedT = TypeVar("ChangedT")
 
 
 def temporal_cli() -> str:
@@ -133,17 +134,31 @@ class Harness:
     ) -> AsyncIterator[GatewayT]:
         """A worker whose ``channel`` goes through ``wrap`` (and settings changed); yields the
         wrapped gateway. Refunds submitted inside the block run on that worker."""
+
+        def change(collaborators: Collaborators) -> GatewayT:
+            gateway = wrap(collaborators.gateways[channel])
+            collaborators.gateways = {**collaborators.gateways, channel: gateway}
+            return gateway
+
+        async with self.worker_with_collaborators(change, **overrides) as gateway:
+            yield gateway
+
+    @asynccontextmanager
+    async def worker_with_collaborators(
+        self, change: Callable[[Collaborators], ChangedT], **overrides: Any
+    ) -> AsyncIterator[ChangedT]:
+        """A worker whose outside world ``change`` rewires (and settings changed); yields what
+        ``change`` returns. Refunds submitted inside the block run on that worker."""
         settings = self.settings.model_copy(update=overrides)
         collaborators = simulated_collaborators(settings)
-        gateway = wrap(collaborators.gateways[channel])
-        collaborators.gateways = {**collaborators.gateways, channel: gateway}
+        changed = change(collaborators)
         task_queue = f"{self.task_queue}-{uuid.uuid4().hex[:6]}"
         previous, self.task_queue = self.task_queue, task_queue
         try:
             async with build_worker(
                 self.client, settings=settings, collaborators=collaborators, task_queue=task_queue
             ):
-                yield gateway
+                yield changed
         finally:
             self.task_queue = previous
 

@@ -100,6 +100,10 @@ def test_patience_in_seconds_or_none():
 def test_a_failure_reads_as_its_cause():
     assert cause(failed(ApplicationError("account closed"))) == "account closed"
     assert cause(ApplicationError("rules failed")) == "rules failed"
+    # An exception the SDK carried across as its type: the message, without the type's name.
+    converted = ApplicationError("ca unreachable", type="ConnectionError")
+    assert str(converted) == "ConnectionError: ca unreachable"
+    assert cause(failed(converted)) == "ca unreachable"
 
 
 def test_the_patience_running_out_reads_as_since_when():

@@ -447,3 +447,12 @@ class TestAssess:
         decision, deadline = assess(cert, at)
         assert decision == evaluate(cert, at)
         assert deadline == review_deadline(cert, at)[0]
+
+    def test_the_calendar_given_is_the_one_counted(self):
+        cert = certificate(purchased_at=PURCHASED)
+        at = shanghai(2026, 11, 26, 9)
+        thailand = BusinessCalendar("TH")  # Dec 5 and Dec 10 are public holidays there
+        here = review_deadline(cert, at)[0]
+        there = review_deadline(cert, at, calendar=thailand)[0]
+        assert there > here
+        assert assess(cert, at, calendar=thailand)[1] == there

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from contextlib import AbstractContextManager
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -19,6 +22,11 @@ def backend(request):
 
 
 PURCHASED = shanghai(2026, 11, 20, 10)
+
+
+def exactly(error: type[Exception], message: str) -> AbstractContextManager[Any]:
+    """``error`` with exactly ``message``: these messages reach customers and operators."""
+    return pytest.raises(error, match=f"^{re.escape(message)}$")
 
 
 def test_a_seeded_certificate_reads_back_identically(store):
@@ -58,9 +66,9 @@ def test_reseeding_does_not_undo_a_refund(store):
 def test_a_conflicting_record_loads_nothing(store):
     store.seed([certificate("cas-1", purchased_at=PURCHASED)])
     changed = certificate("cas-1", purchased_at=PURCHASED, owner="someone-else")
-    with pytest.raises(SeedConflictError, match="cas-1"):
+    with exactly(SeedConflictError, "certificate cas-1 already exists with different data"):
         store.seed([certificate("cas-new", purchased_at=PURCHASED), changed])
-    with pytest.raises(CertificateNotFoundError):
+    with exactly(CertificateNotFoundError, "no certificate 'cas-new'"):
         store.get("cas-new")
 
 
@@ -69,7 +77,9 @@ def test_a_reused_order_id_loads_nothing(store):
     clash = certificate("cas-2", purchased_at=PURCHASED).model_copy(
         update={"order": store.get("cas-1").order}
     )
-    with pytest.raises(SeedConflictError, match="order id"):
+    with exactly(
+        SeedConflictError, "an order id in the file is already used by another certificate"
+    ):
         store.seed([clash])
     assert store.count() == 1
 
@@ -79,11 +89,14 @@ def test_review_hold_and_restore_are_idempotent(store):
     store.seed([certificate("cas-1", purchased_at=PURCHASED, issued_at=issued)])
     assert store.mark_refund_pending("cas-1", "r1") == "refund_pending"
     assert store.mark_refund_pending("cas-1", "r1") == "refund_pending"
-    with pytest.raises(StatusConflictError):
+    with exactly(StatusConflictError, "certificate cas-1 is held by r1"):
         store.mark_refund_pending("cas-1", "r2")
     assert store.restore("cas-1", "r1") == "issued"
     assert store.restore("cas-1", "r1") == "issued"
     assert store.get("cas-1").status == "issued"
+    store.mark_refunded("cas-1", "r3")
+    with exactly(StatusConflictError, "certificate cas-1 is refunded"):
+        store.mark_refund_pending("cas-1", "r4")
 
 
 def test_restore_by_another_refund_changes_nothing(store):
