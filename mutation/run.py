@@ -28,6 +28,7 @@ WORKFLOW_TESTS = [
     "tests/test_payout_failures.py",
     "tests/test_reliability.py",
     "tests/test_bad_data_and_outages.py",
+    "tests/test_operations.py::test_metrics_endpoint_has_sdk_and_refund_metrics",
 ]
 """The payout's orchestration runs only on a worker: these drive it on the real dev server."""
 
@@ -39,7 +40,7 @@ TARGETS: dict[str, list[str]] = {
     "storage/ledger.py": ["tests/test_storage.py", "tests/test_payment_activity.py"],
     "storage/certificates.py": ["tests/test_storage.py"],
     "storage/certificate_statements.py": ["tests/test_storage.py"],
-    "activities/payments.py": ["tests/test_payment_activity.py"],
+    "activities/payments.py": ["tests/test_payment_activity.py", "tests/test_activity_names.py"],
     "starter/codec_auth.py": ["tests/test_codec_server.py"],
 }
 """The safety core: the rules, who may act, the payout, the ledger, the certificate's status

@@ -9,6 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from codec import codec_from
+from starter.codec_auth import bearer_matches
 from starter.codec_server import codec_app
 
 KEY = base64.b64encode(os.urandom(32)).decode()
@@ -54,3 +55,10 @@ async def test_the_token_decodes(http):
     )
     assert answer.status == 200
     assert (await answer.json()) == {}
+
+
+def test_header_bytes_that_are_not_utf8_are_simply_not_the_token():
+    # aiohttp keeps undecodable header bytes as surrogates ("\udcff" for 0xff).
+    assert bearer_matches("Bearer \udcff", "s3cret") is False
+    assert bearer_matches("Bearer s3cret\udcff", "s3cret") is False
+    assert bearer_matches("Bearer s3cret", "s3cret") is True

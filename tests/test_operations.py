@@ -56,10 +56,12 @@ async def test_metrics_endpoint_has_sdk_and_refund_metrics(harness, temporal_env
         line.startswith("refunds_finished") and 'state="refunded"' in line
         for line in text.splitlines()
     )
-    assert any(
-        line.startswith("refunds_returned_amount") and 'channel="alipay"' in line
+    [returned] = [
+        line
         for line in text.splitlines()
-    )
+        if line.startswith("refunds_returned_amount") and 'channel="alipay"' in line
+    ]
+    assert float(returned.rsplit(" ", 1)[1]) == 19900  # 199.00 CNY in cents; the voucher stays
 
 
 async def test_sigterm_lets_a_running_payment_finish(harness, temporal_env, database_url):

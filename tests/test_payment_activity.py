@@ -12,6 +12,7 @@ from activities.payloads import ManualReturn, PaymentReturnRequest
 from activities.payments import PaymentActivities
 from domain.certificates import Channel
 from domain.errors import PAYMENT_REJECTED, PaymentRejectedError
+from domain.ledger import manual_transaction_id
 from storage.ledger import Ledger
 
 
@@ -83,3 +84,48 @@ def test_a_leg_settled_by_hand_is_never_paid_by_a_channel_afterwards(store):
     assert settled.channel == "manual"
     assert payments.return_to_alipay(leg()).already_returned
     assert channel.calls == 0
+
+
+def test_every_money_movement_is_logged_with_what_an_operator_needs(store, caplog):
+    payments = PaymentActivities({Channel.ALIPAY: CountingChannel()}, Ledger(store.engine))
+    caplog.set_level("INFO", logger="temporalio.activity")
+    first = payments.return_to_alipay(leg())
+    payments.return_to_alipay(leg())
+    payments.record_manual_return(
+        ManualReturn(
+            refund_id="refund-cas-1",
+            certificate_id="cas-1",
+            leg_index=1,
+            original_channel=Channel.BANK,
+            amount=Decimal("50.00"),
+            currency="CNY",
+            reference="bank-1",
+            idempotency_key="refund-cas-1:leg-1",
+            operator="operator-1",
+            note="wired by hand",
+        )
+    )
+    fields = ("refund_id", "leg", "channel", "amount", "transaction_id", "operator")
+    logged = [(r.msg, {f: getattr(r, f) for f in fields if hasattr(r, f)}) for r in caplog.records]
+    paid = {
+        "refund_id": "refund-cas-1",
+        "leg": 0,
+        "channel": "alipay",
+        "amount": "199.00",
+        "transaction_id": first.transaction_id,
+    }
+    assert logged == [
+        ("payment returned", paid),
+        ("payment already returned", paid),
+        ("leg settled by hand", {"refund_id": "refund-cas-1", "leg": 1, "operator": "operator-1"}),
+        (
+            "payment returned",
+            {
+                "refund_id": "refund-cas-1",
+                "leg": 1,
+                "channel": "manual",
+                "amount": "50.00",
+                "transaction_id": manual_transaction_id("refund-cas-1:leg-1"),
+            },
+        ),
+    ]

@@ -148,6 +148,13 @@ async def test_every_leg_refused_lists_every_leg_in_one_reason(harness):
     assert not any(action == "certificate released by hand" for _, action in actions)
     assert done.state is RefundState.REFUNDED
     assert [leg.status for leg in done.legs] == [LegState.RETURNED_MANUALLY] * 2
+    assert {leg.detail for leg in done.legs} == {"settled by operator-1: both returned by wire"}
+    summaries = [
+        DATA_CONVERTER.payload_converter.from_payload(e.user_metadata.summary, str)
+        async for e in handle.fetch_history_events()
+        if e.activity_task_scheduled_event_attributes.activity_type.name == "record_manual_return"
+    ]
+    assert sorted(summaries) == ["record 150.00 returned by hand", "record 49.99 returned by hand"]
 
 
 async def test_each_step_runs_with_the_promised_timeouts_and_retry_policy(harness):

@@ -45,8 +45,15 @@ async def test_a_refused_channel_falls_back_to_the_account_balance(harness):
     alipay_leg = status.legs[0]
     assert alipay_leg.status is LegState.RETURNED
     assert alipay_leg.returned_via == "account_balance"
-    assert "alipay refused" in alipay_leg.detail
-    assert "leg 0 falls back to account_balance" in [e.action for e in status.audit]
+    assert alipay_leg.detail == "alipay refused; returned to account_balance instead"
+    assert (status.legs[1].returned_via, status.legs[1].detail) == (None, "")
+    actions = [(e.actor, e.action) for e in status.audit]
+    assert ("system", "leg 0 falls back to account_balance") in actions
+    returned = {(e.actor, e.action): e.detail for e in status.audit if "returned" in e.action}
+    assert returned == {
+        ("system", "returned 150.00 to account_balance"): alipay_leg.transaction_id,
+        ("system", "returned 49.99 to bank"): status.legs[1].transaction_id,
+    }
     entries = {e.leg_index: e for e in harness.ledger.entries(handle.id)}
     assert (entries[0].channel, entries[0].original_channel) == ("account_balance", "alipay")
     assert entries[1].channel == "bank"
