@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,6 +20,10 @@ WorkflowSandbox = Literal["strict", "imports-once", "off"]
 SDK's sandbox for every run, so its determinism checks apply to them at run time;
 ``imports-once`` passes them through (imported once, their code unchecked); ``off`` runs no
 sandbox. The last two are opt-ins that trade the checks for CPU (BENCHMARKS.md)."""
+
+
+MIN_TOKEN = 24
+"""The codec server's token is a secret that decrypts customers' data: no short or sample ones."""
 
 
 class Settings(BaseSettings):
@@ -58,10 +63,13 @@ class Settings(BaseSettings):
     api_key: str | None = None
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     codec_port: int = 8081
+    codec_host: str = "127.0.0.1"
     codec_cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:8233"]
     )
     codec_auth_token: str | None = None
+    key_dir: Path = Path("var/keys")
+    """The local payload key (embedded default) and people's signing keys, 0600 in a 0700 folder."""
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
     ui_port: int = 8233
@@ -70,6 +78,16 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_keys(cls, value: str) -> str:
         parse_keys(value)
+        return value
+
+    @field_validator("codec_auth_token")
+    @classmethod
+    def _strong_token(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) < MIN_TOKEN or value.startswith("REPLACE")):
+            raise ValueError(
+                f"must be a random token of at least {MIN_TOKEN} characters, e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         return value
 
     @field_validator("reviewers", "operators", "fault_reject", "codec_cors_origins", mode="before")

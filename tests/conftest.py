@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -20,6 +21,9 @@ from worker import build_worker
 # Workflows under test run in the strict sandbox: the workflow module is reloaded for every run,
 # so the sandbox's restrictions check the workflow code on every path the tests take.
 os.environ.setdefault("REFUNDS_WORKFLOW_SANDBOX", "strict")
+# Keys made by tests stay out of the working copy's var/keys (and a developer's local key out of
+# the tests' clients).
+os.environ.setdefault("REFUNDS_KEY_DIR", tempfile.mkdtemp(prefix="refunds-test-keys-"))
 
 
 @pytest.fixture

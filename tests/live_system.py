@@ -56,10 +56,16 @@ class System:
             "REFUNDS_DATABASE_URL": f"sqlite:///{workdir / 'refunds.db'}",
             "REFUNDS_REVIEWERS": "rev-1,rev-2",
             "REFUNDS_UI_PORT": str(self.ui_port),
+            "REFUNDS_CODEC_PORT": str(free_port()),
+            "REFUNDS_KEY_DIR": str(workdir / "var" / "keys"),
             "COLUMNS": "200",
         }
         self.process: subprocess.Popen[str] | None = None
         self.banner = ""
+
+    @property
+    def temporal_address(self) -> str:
+        return self.env["REFUNDS_TEMPORAL_ADDRESS"]
 
     @property
     def ui(self) -> str:

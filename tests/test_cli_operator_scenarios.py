@@ -135,7 +135,15 @@ def test_the_daily_reconciliation_is_scheduled_and_runs(system):
         assert time.monotonic() < deadline
         time.sleep(0.5)
     workflow_id = runs[0]["execution"]["workflowId"]
-    result = json.loads(temporal(system, "workflow", "result", "-w", workflow_id, "-o", "json"))
+    # Results are ciphertext to the bare CLI; the codec endpoint of `refunds up` decrypts.
+    sealed = json.loads(temporal(system, "workflow", "result", "-w", workflow_id, "-o", "json"))
+    assert "certificates" not in json.dumps(sealed)
+    codec = f"http://127.0.0.1:{system.env['REFUNDS_CODEC_PORT']}"
+    result = json.loads(
+        temporal(
+            system, "workflow", "result", "-w", workflow_id, "-o", "json", "--codec-endpoint", codec
+        )
+    )
     summary = result["result"]
     assert summary["certificates"] == len(system.json("ledger")["reconciliation"])
     assert (summary["orphaned_holds"], summary["divergent"], summary["paid_twice"]) == (0, 0, 0)

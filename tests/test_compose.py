@@ -6,6 +6,7 @@ which this test then reads.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -21,21 +22,71 @@ from tests.live_system import require_system
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def compose(tmp_path_factory) -> dict[str, Any]:
+TOKEN = "a-codec-token-of-thirty-two-chars"
+
+
+def compose_config(folder: Path, env: str) -> subprocess.CompletedProcess[str]:
+    """``docker-compose config`` on a copy of the deployment with ``env`` as its ``.env``."""
     require_system("Debian's docker-compose", shutil.which("docker-compose") is not None)
-    folder = tmp_path_factory.mktemp("compose")
     for name in ("docker-compose.yml", "Dockerfile"):
         shutil.copy(ROOT / name, folder / name)
-    shutil.copytree(ROOT / "deploy", folder / "deploy")
-    example = (ROOT / "deploy" / "refunds.env.example").read_text()
-    (folder / ".env").write_text(example.replace("REPLACE_WITH_32_BYTES_BASE64", new_key()))
-    done = subprocess.run(
-        ["docker-compose", "config"], cwd=folder, capture_output=True, text=True, check=False
+    shutil.copytree(ROOT / "deploy", folder / "deploy", dirs_exist_ok=True)
+    (folder / ".env").write_text(env)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDS_")}
+    return subprocess.run(
+        ["docker-compose", "config"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=clean,
     )
+
+
+def host_ip(port: str | dict[str, Any]) -> str:
+    """The address a published port listens on (compose v1 prints ``ip:host:container``)."""
+    if isinstance(port, dict):
+        return str(port["host_ip"])
+    return port.rsplit(":", 2)[0] if port.count(":") >= 2 else "0.0.0.0"
+
+
+def filled_example() -> str:
+    example = (ROOT / "deploy" / "refunds.env.example").read_text()
+    example = example.replace("REPLACE_WITH_32_BYTES_BASE64", new_key())
+    return example.replace("REPLACE_WITH_A_LONG_RANDOM_TOKEN", TOKEN)
+
+
+@pytest.fixture(scope="module")
+def compose(tmp_path_factory) -> dict[str, Any]:
+    done = compose_config(tmp_path_factory.mktemp("compose"), filled_example())
     assert done.returncode == 0, done.stderr
     config: dict[str, Any] = yaml.safe_load(done.stdout)
     return config
+
+
+@pytest.mark.parametrize("missing", ["REFUNDS_ENCRYPTION_KEYS", "REFUNDS_CODEC_AUTH_TOKEN"])
+def test_the_stack_refuses_to_start_without_keys_or_a_codec_token(tmp_path, missing):
+    env = "\n".join(
+        line for line in filled_example().splitlines() if not line.startswith(f"{missing}=")
+    )
+    done = compose_config(tmp_path, env)
+    assert done.returncode != 0
+    assert f"set {missing} in .env" in done.stderr
+
+
+def test_published_ports_listen_on_this_host_only_unless_opened(compose, tmp_path):
+    published = {
+        name: service["ports"]
+        for name, service in compose["services"].items()
+        if "ports" in service
+    }
+    assert set(published) == {"temporal", "temporal-ui", "codec-server"}
+    for name, ports in published.items():
+        assert [host_ip(port) for port in ports] == ["127.0.0.1"], name
+    opened = compose_config(tmp_path, filled_example() + "REFUNDS_PUBLISH_ADDRESS=0.0.0.0\n")
+    assert opened.returncode == 0, opened.stderr
+    services = yaml.safe_load(opened.stdout)["services"]
+    assert host_ip(services["temporal-ui"]["ports"][0]) == "0.0.0.0"
 
 
 def test_every_service_is_there(compose):
@@ -112,5 +163,7 @@ def test_the_ui_decodes_through_the_codec_server(compose):
     ui = compose["services"]["temporal-ui"]["environment"]
     codec = compose["services"]["codec-server"]
     assert ui["TEMPORAL_CODEC_ENDPOINT"] == "http://localhost:8081"
-    assert codec["command"] == ["refunds", "codec-server", "--port", "8081"]
+    assert ui["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"] == "true"  # the /sign-in cookie
+    assert codec["command"] == [*("refunds", "codec-server", "--host", "0.0.0.0", "--port", "8081")]
     assert codec["environment"]["REFUNDS_CODEC_CORS_ORIGINS"] == "http://localhost:8080"
+    assert codec["environment"]["REFUNDS_CODEC_AUTH_TOKEN"] == TOKEN

@@ -7,8 +7,11 @@ README's screenshots in ``docs/``.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.harness import temporal_cli
 from tests.live_system import System, require_system, running_system
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -140,3 +144,50 @@ def test_request_cancellation_in_the_web_ui_cancels_a_refund_in_review(system, b
     assert entry["accepted"], entry
     assert entry["actor"] == "a Temporal client that sent no identity"  # the dev server's UI
     assert system.json("certificate", "demo-cancel")["certificate"]["status"] == "paid"
+
+
+def test_history_is_ciphertext_and_the_web_ui_here_shows_it_decrypted(system, browser):
+    """``refunds up`` encrypts with a local key; only the codec endpoint on loopback decrypts,
+    for the Web UI on this machine."""
+    phone = "13912345678"
+    submitted = system.json(
+        "submit",
+        "demo-issued",
+        "--requester",
+        "user-19",
+        "--reason",
+        "install_failed",
+        "--support-contact",
+        phone,
+    )
+    assert system.json("status", "refund-demo-issued", "--wait")["state"] == (
+        "validating_application"
+    )
+    key_file = system.workdir / "var" / "keys" / "encryption.keys"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    raw = subprocess.run(
+        [
+            *(temporal_cli(), "workflow", "show", "--address", system.temporal_address),
+            *("--workflow-id", "refund-demo-issued", "--output", "json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert (
+        "binary/encrypted"
+        in base64.b64decode(
+            json.loads(raw)["events"][0]["workflowExecutionStartedEventAttributes"]["input"][
+                "payloads"
+            ][0]["metadata"]["encoding"]
+        ).decode()
+    )
+    assert phone not in raw and "install_failed" not in raw
+    for stored in system.workdir.glob("temporal.db*"):  # the database and its write-ahead log
+        assert phone.encode() not in stored.read_bytes(), stored.name
+
+    page = browser.new_page()
+    run_id = submitted["run_id"]
+    page.goto(f"{system.ui}/namespaces/default/workflows/refund-demo-issued/{run_id}/history")
+    assert phone in frame_text(page, phone)
+    page.close()

@@ -1,0 +1,65 @@
+"""The payload encryption key of the embedded default, kept on this machine.
+
+``refunds up`` makes one AES-256 key on first start (``<REFUNDS_KEY_DIR>/encryption.keys``, the
+folder 0700 and the file 0600) unless ``REFUNDS_ENCRYPTION_KEYS`` is set, and every command run
+with the same key folder reads it: the worker, the CLI and the codec endpoint agree without any
+set-up, and Temporal's database holds only ciphertext. Configured keys always win.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from codec import EncryptionCodec, EncryptionKeyError, codec_from, new_key
+from settings import Settings
+from starter.errors import UserError
+
+KEY_FILE = "encryption.keys"
+
+
+def local_key_file(settings: Settings) -> Path:
+    return settings.key_dir / KEY_FILE
+
+
+def ensure_local_key(settings: Settings) -> Path | None:
+    """The key file, made now if missing; ``None`` when keys are configured instead."""
+    if settings.encryption_keys:
+        return None
+    path = local_key_file(settings)
+    if path.exists():
+        _check_private(path)
+        return path
+    private_folder(path.parent)
+    key_id = f"local-{datetime.now(UTC):%Y%m%d}"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(f"{key_id}:{new_key()}\n")
+    return path
+
+
+def private_folder(folder: Path) -> Path:
+    """``folder`` made if missing, readable by its owner only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    return folder
+
+
+def encryption_codec(settings: Settings) -> EncryptionCodec | None:
+    """The codec for the configured keys, else for the local key file if there is one."""
+    if settings.encryption_keys:
+        return codec_from(settings.encryption_keys, settings.encryption_key_id)
+    path = local_key_file(settings)
+    if not path.exists():
+        return None
+    _check_private(path)
+    try:
+        return codec_from(path.read_text().strip(), None)
+    except EncryptionKeyError as err:
+        raise UserError(f"{path}: {err}") from None
+
+
+def _check_private(path: Path) -> None:
+    if path.stat().st_mode & 0o077:
+        raise UserError(f"{path} is readable by others: run `chmod 600 {path}`")
