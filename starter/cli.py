@@ -2,7 +2,7 @@
 
 Commands live by group: ``cli_review`` (submit, act, follow), ``cli_records`` (seed, check),
 ``cli_attention`` (retry, resolve), ``cli_books`` (ledger, certificate, repair, schedule) and
-``cli_system`` (up, worker, codec-server, demo).
+``cli_system`` (up, worker, codec-server, demo); ``cli_people`` (people add, remove, list).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from starter import cli_attention, cli_books, cli_records, cli_review, cli_system
+from starter import cli_attention, cli_books, cli_people, cli_records, cli_review, cli_system
 from starter.errors import UserError
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ app.command("repair")(cli_books.repair_command)
 app.command("schedule-reconciliation")(cli_books.schedule_reconciliation)
 app.command("codec-server")(cli_system.codec_server)
 app.command("worker")(cli_system.worker_command)
+app.add_typer(cli_people.people_app)
 
 
 def one_line(text: str) -> str:

@@ -142,6 +142,17 @@ repairs = Table(
 """What operators did with ``refunds repair`` to refunds that ended without finishing; the repair
 run claims its row (a workflow started with a repair order and no row does nothing)."""
 
+people = Table(
+    "people",
+    metadata,
+    Column("person_id", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("public_key", String(64), nullable=False),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("removed_at", UTCDateTime),
+)
+"""Who may act on refunds, with the public half of their signing key (``refunds people``)."""
+
 support_tickets = Table(
     "support_tickets",
     metadata,

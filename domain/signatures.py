@@ -1,0 +1,116 @@
+"""Signed actions: a person's Ed25519 signature over what they do to one refund.
+
+The signed message names the refund, the action, the actor, the action's text and when it was
+signed, so a signature cannot be moved to another refund, action or wording, and goes stale after
+``FRESH_FOR``. Checking is a pure function of its inputs (the directory, the refund's clock, the
+signatures already used), so a workflow can run it deterministically.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from pydantic import AwareDatetime, BaseModel, Field
+
+FRESH_FOR = timedelta(minutes=10)
+CLOCK_SKEW = timedelta(minutes=1)
+"""A signature may be dated this far after the refund's clock (the signer's clock runs ahead)."""
+PUBLIC_KEY_CHARS = 44
+SIGNATURE_CHARS = 88
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    REVIEWER = "reviewer"
+    OPERATOR = "operator"
+
+
+class Person(BaseModel):
+    """One entry of the people directory: who, in which role, with which public key."""
+
+    person_id: str = Field(max_length=64)
+    role: Role
+    public_key: str = Field(min_length=PUBLIC_KEY_CHARS, max_length=PUBLIC_KEY_CHARS)
+
+
+class ActionSignature(BaseModel):
+    """What a signer adds to an action: when they signed it, and the signature (base64)."""
+
+    signed_at: AwareDatetime
+    value: str = Field(max_length=SIGNATURE_CHARS)
+
+
+def message(refund_id: str, action: str, actor: str, text: str, signed_at: datetime) -> bytes:
+    """The exact bytes signed for one action."""
+    fields = ["refunds-action-v1", refund_id, action, actor, text, signed_at.isoformat()]
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def public_key_text(key: Ed25519PrivateKey) -> str:
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def sign(
+    key: Ed25519PrivateKey,
+    refund_id: str,
+    action: str,
+    actor: str,
+    text: str,
+    signed_at: datetime,
+) -> ActionSignature:
+    value = key.sign(message(refund_id, action, actor, text, signed_at))
+    return ActionSignature(signed_at=signed_at, value=base64.b64encode(value).decode())
+
+
+def fingerprint(signature: ActionSignature) -> str:
+    """A short digest of one signature, to refuse it the second time it is used."""
+    return hashlib.sha256(signature.value.encode()).hexdigest()[:32]
+
+
+def signature_problem(
+    directory: Mapping[str, Person],
+    role: Role,
+    refund_id: str,
+    action: str,
+    actor: str,
+    text: str,
+    signature: ActionSignature | None,
+    now: datetime,
+    used: Collection[str],
+) -> str | None:
+    """Why this signed action must be refused, or ``None`` when the signature proves the actor."""
+    if signature is None:
+        return f"the action is not signed: `refunds {action}` signs it with {actor}'s key"
+    person = directory.get(actor)
+    if person is None or person.role is not role:
+        article = "an" if role.value[0] in "aeiou" else "a"
+        return f"{actor} is not {article} {role.value} in the people directory"
+    signed_at = signature.signed_at.astimezone(UTC)
+    if signed_at < now - FRESH_FOR or signed_at > now + CLOCK_SKEW:
+        return (
+            f"the signature is stale: signed {signed_at:%Y-%m-%d %H:%M:%S} UTC, "
+            f"accepted for {int(FRESH_FOR.total_seconds() // 60)} minutes"
+        )
+    if fingerprint(signature) in used:
+        return "this signed action was already used"
+    try:
+        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(person.public_key))
+        public.verify(
+            base64.b64decode(signature.value, validate=True),
+            message(refund_id, action, actor, text, signature.signed_at),
+        )
+    except (InvalidSignature, ValueError):
+        return f"the signature does not match {actor}'s key for this action"
+    return None

@@ -1,0 +1,95 @@
+"""``refunds people``: who may act on refunds. ``add`` makes the person's signing key on this
+machine and records its public half in the directory; ``remove`` revokes it; ``list`` shows all."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from domain.errors import StatusConflictError
+from domain.signatures import Role, public_key_text
+from domain.values import id_problem
+from settings import Settings
+from starter.cli_common import JsonFlag, load_settings
+from starter.errors import UserError
+from starter.people_keys import key_path, own_key
+from starter.render import console, print_json
+from storage.database import open_database
+from storage.people import PeopleDirectory
+
+people_app = typer.Typer(
+    name="people",
+    help="Who may act on refunds: reviewers, operators and customers, with their signing keys.",
+    no_args_is_help=True,
+)
+
+
+def directory(settings: Settings) -> PeopleDirectory:
+    return PeopleDirectory(open_database(settings.database_url))
+
+
+def checked_id(person_id: str) -> str:
+    problem = id_problem(person_id, "person")
+    if problem is not None:
+        raise UserError(problem)
+    return person_id
+
+
+@people_app.command("add")
+def add(
+    person_id: Annotated[str, typer.Argument(help="The person's id, e.g. rev-ana.")],
+    role: Annotated[Role, typer.Option("--role", help="What they do.")],
+) -> None:
+    """Add someone: their signing key is made here (or reused) and its public half recorded."""
+    settings = load_settings()
+    key = own_key(settings.key_dir, checked_id(person_id))
+    try:
+        directory(settings).add(person_id, role, public_key_text(key))
+    except StatusConflictError as err:
+        raise UserError(str(err)) from None
+    console.print(
+        f"added {person_id} as {role.value}; private key {key_path(settings.key_dir, person_id)}"
+    )
+
+
+@people_app.command("remove")
+def remove(
+    person_id: Annotated[str, typer.Argument(help="The person to remove.")],
+) -> None:
+    """Revoke someone's key: their signed actions are refused from now on."""
+    settings = load_settings()
+    if not directory(settings).remove(checked_id(person_id)):
+        raise UserError(f"{person_id} is not in the people directory")
+    console.print(f"removed {person_id}")
+
+
+@people_app.command("list")
+def list_people(json_output: JsonFlag = False) -> None:
+    """Everyone in the directory, removed people included."""
+    entries = directory(load_settings()).entries()
+    if json_output:
+        print_json(
+            [
+                {
+                    "person_id": e.person.person_id,
+                    "role": e.person.role.value,
+                    "public_key": e.person.public_key,
+                    "added_at": e.added_at.isoformat(),
+                    "removed_at": e.removed_at.isoformat() if e.removed_at else None,
+                }
+                for e in entries
+            ]
+        )
+        return
+    table = Table("person", "role", "added", "removed", "public key")
+    for e in entries:
+        table.add_row(
+            e.person.person_id,
+            e.person.role.value,
+            f"{e.added_at:%Y-%m-%d %H:%M}",
+            f"{e.removed_at:%Y-%m-%d %H:%M}" if e.removed_at else "",
+            e.person.public_key[:12] + "…",
+        )
+    console.print(table)

@@ -1,0 +1,62 @@
+"""People's private signing keys on this machine: ``<REFUNDS_KEY_DIR>/people/<id>.pem``.
+
+Each file is an Ed25519 key in PKCS#8 PEM, mode 0600 in a 0700 folder. Only its public half goes
+to the people directory; the CLI signs a person's actions with it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
+
+from domain.values import id_problem
+from starter.errors import UserError
+from starter.local_keys import private_folder
+
+
+def key_path(key_dir: Path, person_id: str) -> Path:
+    problem = id_problem(person_id, "person")
+    if problem is not None:
+        raise UserError(problem)
+    return key_dir / "people" / f"{person_id}.pem"
+
+
+def own_key(key_dir: Path, person_id: str) -> Ed25519PrivateKey:
+    """The person's key, made now if this machine has none yet."""
+    path = key_path(key_dir, person_id)
+    if path.exists():
+        return load_key(key_dir, person_id)
+    private_folder(key_dir)
+    private_folder(path.parent)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(pem)
+    return key
+
+
+def load_key(key_dir: Path, person_id: str) -> Ed25519PrivateKey:
+    path = key_path(key_dir, person_id)
+    if not path.exists():
+        raise UserError(
+            f"no signing key for {person_id} in {path.parent}: "
+            f"`refunds people add {person_id} --role ...` makes one"
+        )
+    if path.stat().st_mode & 0o077:
+        raise UserError(f"{path} is readable by others: run `chmod 600 {path}`")
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except ValueError as err:
+        raise UserError(f"{path} is not a PEM private key ({err})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise UserError(f"{path} is not an Ed25519 key")
+    return key

@@ -1,0 +1,93 @@
+"""The people directory: who may act on refunds, in which role, with which public key.
+
+Only public keys live here; private keys stay with their owners (``REFUNDS_KEY_DIR``). A removed
+person keeps their row, with when they were removed, so the books can tell who acted when.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, insert, select, update
+
+from domain.errors import StatusConflictError
+from domain.signatures import Person, Role
+from storage.schema import people
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    person: Person
+    added_at: datetime
+    removed_at: datetime | None
+
+
+class PeopleDirectory:
+    """The people directory of one system of record."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add(self, person_id: str, role: Role, public_key: str) -> Person:
+        """Add someone (or bring back someone removed, with a new key)."""
+        person = Person(person_id=person_id, role=role, public_key=public_key)
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                select(people.c.removed_at).where(people.c.person_id == person_id)
+            ).first()
+            if found is None:
+                conn.execute(
+                    insert(people).values(
+                        person_id=person_id,
+                        role=role.value,
+                        public_key=public_key,
+                        added_at=now,
+                    )
+                )
+            elif found.removed_at is None:
+                raise StatusConflictError(
+                    f"{person_id} is already in the directory: remove them first to change it"
+                )
+            else:
+                conn.execute(
+                    update(people)
+                    .where(people.c.person_id == person_id)
+                    .values(role=role.value, public_key=public_key, added_at=now, removed_at=None)
+                )
+        return person
+
+    def remove(self, person_id: str) -> bool:
+        """Revoke someone's key; ``False`` when they were not in the directory."""
+        with self.engine.begin() as conn:
+            removed = conn.execute(
+                update(people)
+                .where(people.c.person_id == person_id, people.c.removed_at.is_(None))
+                .values(removed_at=datetime.now(UTC))
+            )
+            return removed.rowcount == 1
+
+    def active(self) -> dict[str, Person]:
+        """Everyone who may act now, by id."""
+        return {
+            entry.person.person_id: entry.person
+            for entry in self.entries()
+            if entry.removed_at is None
+        }
+
+    def entries(self) -> list[DirectoryEntry]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(people).order_by(people.c.person_id)).mappings().all()
+        return [
+            DirectoryEntry(
+                person=Person(
+                    person_id=row["person_id"],
+                    role=Role(row["role"]),
+                    public_key=row["public_key"],
+                ),
+                added_at=row["added_at"],
+                removed_at=row["removed_at"],
+            )
+            for row in rows
+        ]
