@@ -74,9 +74,19 @@ def sign(
     return ActionSignature(signed_at=signed_at, value=base64.b64encode(value).decode())
 
 
+def signature_bytes(signature: ActionSignature) -> bytes | None:
+    """The signature's bytes, if ``value`` is their one canonical base64 spelling."""
+    try:
+        raw = base64.b64decode(signature.value, validate=True)
+    except ValueError:
+        return None
+    return raw if base64.b64encode(raw).decode() == signature.value else None
+
+
 def fingerprint(signature: ActionSignature) -> str:
-    """A short digest of one signature, to refuse it the second time it is used."""
-    return hashlib.sha256(signature.value.encode()).hexdigest()[:32]
+    """A short digest of one signature's bytes, to refuse it the second time it is used."""
+    raw = signature_bytes(signature) or signature.value.encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
 
 
 def signature_problem(
@@ -103,14 +113,15 @@ def signature_problem(
             f"the signature is stale: signed {signed_at:%Y-%m-%d %H:%M:%S} UTC, "
             f"accepted for {int(FRESH_FOR.total_seconds() // 60)} minutes"
         )
+    mismatch = f"the signature does not match {actor}'s key for this action"
+    raw = signature_bytes(signature)
+    if raw is None:
+        return mismatch
     if fingerprint(signature) in used:
         return "this signed action was already used"
     try:
         public = Ed25519PublicKey.from_public_bytes(base64.b64decode(person.public_key))
-        public.verify(
-            base64.b64decode(signature.value, validate=True),
-            message(refund_id, action, actor, text, signature.signed_at),
-        )
+        public.verify(raw, message(refund_id, action, actor, text, signature.signed_at))
     except (InvalidSignature, ValueError):
-        return f"the signature does not match {actor}'s key for this action"
+        return mismatch
     return None

@@ -44,9 +44,14 @@ def add(
 ) -> None:
     """Add someone: their signing key is made here (or reused) and its public half recorded."""
     settings = load_settings()
-    key = own_key(settings.key_dir, checked_id(person_id))
+    people = directory(settings)
+    before = {e.person.person_id: e for e in people.entries()}.get(checked_id(person_id))
+    if before is not None and before.removed_at is None:
+        raise UserError(f"{person_id} is already in the directory: remove them first to change it")
+    # Someone removed comes back with a new key: the revoked one may have leaked.
+    key = own_key(settings.key_dir, person_id, fresh=before is not None)
     try:
-        directory(settings).add(person_id, role, public_key_text(key))
+        people.add(person_id, role, public_key_text(key))
     except StatusConflictError as err:
         raise UserError(str(err)) from None
     console.print(
@@ -62,7 +67,8 @@ def remove(
     settings = load_settings()
     if not directory(settings).remove(checked_id(person_id)):
         raise UserError(f"{person_id} is not in the people directory")
-    console.print(f"removed {person_id}")
+    key_path(settings.key_dir, person_id).unlink(missing_ok=True)
+    console.print(f"removed {person_id}; their signing key on this machine is deleted")
 
 
 @people_app.command("list")

@@ -77,8 +77,10 @@ def codec_server(
             f"the codec server would decrypt for anyone who reaches {listen_host}: "
             "set REFUNDS_CODEC_AUTH_TOKEN, or listen on 127.0.0.1"
         )
-    app = codec_app(codec, settings.codec_cors_origins, settings.codec_auth_token)
     listen = port or settings.codec_port
+    # Without a token, only requests addressed to this machine by name (no DNS rebinding).
+    hosts = None if settings.codec_auth_token else [f"127.0.0.1:{listen}", f"localhost:{listen}"]
+    app = codec_app(codec, settings.codec_cors_origins, settings.codec_auth_token, hosts=hosts)
     console.print(
         f"codec server on http://{listen_host}:{listen} for "
         f"{', '.join(settings.codec_cors_origins)}"

@@ -71,7 +71,7 @@ def shown_ids(payloads: Iterable[object]) -> dict[str, list[str]]:
         data = getattr(payload, "data", b"")
         try:
             value = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if not isinstance(value, dict):
             continue
@@ -90,7 +90,9 @@ def codec_app(
     rate_per_minute: int = RATE_PER_MINUTE,
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
+    hosts: list[str] | None = None,
 ) -> web.Application:
+    """``hosts``: the only ``Host`` headers answered (``None``: any)."""
     budget = DecodeBudget(rate_per_minute, clock)
 
     def allowed(request: web.Request, token: str) -> bool:
@@ -115,6 +117,9 @@ def codec_app(
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         headers = cors_headers(request)
+        if hosts is not None and request.host not in hosts:
+            log.warning("codec request for another host refused", client=request.remote)
+            return web.json_response({"error": "unknown host"}, status=421)
         if request.method == "OPTIONS":
             return web.Response(status=200 if headers else 403, headers=headers)
         if (
@@ -138,7 +143,10 @@ def codec_app(
     def route(transform: Callable[[Payloads, str], Awaitable[list[object]]]) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             try:
-                payloads = json_format.ParseDict(await request.json(), Payloads())
+                body = await request.json()
+                if not isinstance(body, dict):
+                    raise ValueError("the body is not a JSON object")
+                payloads = json_format.ParseDict(body, Payloads())
                 answer = await transform(payloads, request.remote or "unknown")
                 result = Payloads(payloads=answer)  # type: ignore[arg-type]
             except (ValueError, json_format.ParseError, EncryptionKeyError) as err:

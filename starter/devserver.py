@@ -156,12 +156,12 @@ async def run_up(settings: Settings, options: DevServerOptions) -> int:
                 "Choose others with REFUNDS_TEMPORAL_ADDRESS / --ui-port / REFUNDS_CODEC_PORT"
             )
     options.database_file.parent.mkdir(parents=True, exist_ok=True)
+    codec_endpoint = await start_codec_endpoint(settings, options)
     process = subprocess.Popen(server_command(options), stdin=subprocess.DEVNULL)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    codec_endpoint = await start_codec_endpoint(settings, options)
     try:
         client = await _wait_for_server(settings, process, STARTUP_TIMEOUT)
         if await ensure_reconciliation_schedule(client, settings):
@@ -203,11 +203,16 @@ async def start_codec_endpoint(
     settings: Settings, options: DevServerOptions
 ) -> web.AppRunner | None:
     """The Web UI's codec endpoint on loopback, so the UI on this machine shows decrypted
-    payloads while Temporal's database and API hold only ciphertext."""
+    payloads while Temporal's database and API hold only ciphertext. It answers only requests
+    addressed to this machine by name (no DNS rebinding from a web page), and takes no token:
+    the dev server's Web UI could not send one."""
     codec = encryption_codec(settings)
     if codec is None or options.codec_port is None:
         return None
-    app = codec_app(codec, options.ui_origins, settings.codec_auth_token)
+    port = options.codec_port
+    app = codec_app(
+        codec, options.ui_origins, None, hosts=[f"127.0.0.1:{port}", f"localhost:{port}"]
+    )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", options.codec_port).start()

@@ -8,6 +8,7 @@ set-up, and Temporal's database holds only ciphertext. Configured keys always wi
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,25 +25,41 @@ def local_key_file(settings: Settings) -> Path:
 
 
 def ensure_local_key(settings: Settings) -> Path | None:
-    """The key file, made now if missing; ``None`` when keys are configured instead."""
+    """The key file, made now if missing and checked; ``None`` when keys are configured."""
     if settings.encryption_keys:
         return None
     path = local_key_file(settings)
-    if path.exists():
-        _check_private(path)
-        return path
-    private_folder(path.parent)
-    key_id = f"local-{datetime.now(UTC):%Y%m%d}"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        out.write(f"{key_id}:{new_key()}\n")
+    if not path.exists():
+        private_folder(path.parent)
+        key_id = f"local-{datetime.now(UTC):%Y%m%d}"
+        _write_once(path, f"{key_id}:{new_key()}\n")
+    if encryption_codec(settings) is None:
+        raise UserError(f"{path} holds no key: move it away and start `refunds up` again")
     return path
+
+
+def _write_once(path: Path, text: str) -> None:
+    """``text`` in ``path`` (0600), whole or not at all, unless ``path`` already exists."""
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):  # another process made the key first
+            os.link(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
 
 
 def private_folder(folder: Path) -> Path:
     """``folder`` made if missing, readable by its owner only."""
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+    except OSError as err:
+        raise UserError(f"cannot keep keys in {folder}: {err.strerror}") from None
     return folder
 
 
@@ -53,13 +70,12 @@ def encryption_codec(settings: Settings) -> EncryptionCodec | None:
     path = local_key_file(settings)
     if not path.exists():
         return None
-    _check_private(path)
-    try:
-        return codec_from(path.read_text().strip(), None)
-    except EncryptionKeyError as err:
-        raise UserError(f"{path}: {err}") from None
-
-
-def _check_private(path: Path) -> None:
     if path.stat().st_mode & 0o077:
         raise UserError(f"{path} is readable by others: run `chmod 600 {path}`")
+    try:
+        codec = codec_from(path.read_text().strip(), None)
+    except (EncryptionKeyError, OSError) as err:
+        raise UserError(f"{path}: {err}") from None
+    if codec is None:
+        raise UserError(f"{path} holds no key: move it away and start `refunds up` again")
+    return codec

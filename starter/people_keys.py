@@ -29,9 +29,11 @@ def key_path(key_dir: Path, person_id: str) -> Path:
     return key_dir / "people" / f"{person_id}.pem"
 
 
-def own_key(key_dir: Path, person_id: str) -> Ed25519PrivateKey:
-    """The person's key, made now if this machine has none yet."""
+def own_key(key_dir: Path, person_id: str, *, fresh: bool = False) -> Ed25519PrivateKey:
+    """The person's key, made now if this machine has none yet (or a new one if ``fresh``)."""
     path = key_path(key_dir, person_id)
+    if fresh:
+        path.unlink(missing_ok=True)
     if path.exists():
         return load_key(key_dir, person_id)
     private_folder(key_dir)

@@ -186,3 +186,26 @@ async def test_a_valid_cookie_decodes():
     fresh = session_cookie(TOKEN, 1_000_000 - int(timedelta(hours=1).total_seconds()))
     async with TestClient(TestServer(app), cookies={COOKIE: fresh}) as http:
         assert (await http.post("/decode", json={"payloads": []})).status == 200
+
+
+async def test_a_loopback_endpoint_answers_only_requests_addressed_to_this_machine():
+    app = codec_app(CODEC, [UI], None, hosts=["127.0.0.1:8081", "localhost:8081"])
+    async with TestClient(TestServer(app)) as http:
+        for host, status in [("127.0.0.1:8081", 200), ("evil.example:8081", 421)]:
+            answer = await http.post("/decode", json={"payloads": []}, headers={"Host": host})
+            assert answer.status == status, host
+
+
+async def test_bodies_that_are_not_payloads_are_400_and_odd_payloads_still_decode():
+    app = codec_app(CODEC, [UI], TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with TestClient(TestServer(app)) as http:
+        for body in ("null", "[]", '"x"', "{"):
+            answer = await http.post("/decode", data=body, headers=auth)
+            assert answer.status == 400, body
+        nested = Payload(metadata={"encoding": b"json/plain"}, data=b"[" * 100_000)
+        [sealed] = await CODEC.encode([nested])
+        answer = await http.post(
+            "/decode", json=json_format.MessageToDict(Payloads(payloads=[sealed])), headers=auth
+        )
+        assert answer.status == 200

@@ -60,3 +60,19 @@ def test_a_damaged_key_file_is_one_readable_line(tmp_path):
     made.write_text("local:not-a-key\n")
     with pytest.raises(UserError, match=r"encryption\.keys: encryption key 'local' is not base64"):
         encryption_codec(settings)
+
+
+def test_an_empty_key_file_is_refused_never_read_as_no_encryption(tmp_path):
+    settings = Settings(key_dir=tmp_path)
+    local_key_file(settings).write_text("")
+    local_key_file(settings).chmod(0o600)
+    for step in (ensure_local_key, encryption_codec):
+        with pytest.raises(UserError, match="holds no key: move it away"):
+            step(settings)
+
+
+def test_a_key_folder_that_cannot_be_made_is_one_readable_line(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with pytest.raises(UserError, match="cannot keep keys in"):
+        ensure_local_key(Settings(key_dir=blocked / "keys"))
