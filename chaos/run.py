@@ -31,9 +31,11 @@ from temporalio.service import RPCError
 
 from chaos.processes import ManagedServer, ManagedWorker, free_port
 from chaos.workload import Case, fault_settings, make_cases
-from converter import DATA_CONVERTER
+from codec import data_converter
+from settings import get_settings
 from starter.client import RefundHandle
 from starter.devserver import DevServerOptions
+from starter.local_keys import encryption_codec
 from storage.certificates import CertificateStore
 from storage.database import open_database
 from storage.ledger import Ledger
@@ -204,10 +206,12 @@ async def monkey(
 
 
 async def connect(address: str, timeout: float = 60) -> Client:
+    """A client that encrypts as the `refunds worker` processes do (the same key folder)."""
+    converter = data_converter(encryption_codec(get_settings()))
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return await Client.connect(address, data_converter=DATA_CONVERTER)
+            return await Client.connect(address, data_converter=converter)
         except RuntimeError:
             if time.monotonic() > deadline:
                 raise

@@ -3,6 +3,7 @@ machine and records its public half in the directory; ``remove`` revokes it; ``l
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Annotated
 
 import typer
@@ -35,6 +36,22 @@ def checked_id(person_id: str) -> str:
     if problem is not None:
         raise UserError(problem)
     return person_id
+
+
+def enroll(settings: Settings, people_by_role: Mapping[Role, Iterable[str]]) -> list[str]:
+    """Give a key and a directory entry to everyone named here who has none yet, so the embedded
+    default needs no set-up; someone removed stays removed. Returns who was added."""
+    people = directory(settings)
+    known = {entry.person.person_id for entry in people.entries()}
+    added: list[str] = []
+    for role, ids in people_by_role.items():
+        for person_id in ids:
+            if person_id in known or id_problem(person_id, "person") is not None:
+                continue
+            people.add(person_id, role, public_key_text(own_key(settings.key_dir, person_id)))
+            known.add(person_id)
+            added.append(person_id)
+    return added
 
 
 @people_app.command("add")

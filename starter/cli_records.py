@@ -9,12 +9,14 @@ from typing import Annotated
 import typer
 
 from domain.errors import CertificateNotFoundError, SeedConflictError
+from domain.signatures import Role
 from starter.cli_common import (
     JsonFlag,
     certificate_store,
     load_settings,
     parse_time,
 )
+from starter.cli_people import enroll
 from starter.errors import UserError
 from starter.render import (
     console,
@@ -37,6 +39,8 @@ def seed(
         report = certificate_store(settings).seed(records)
     except (SeedFileError, SeedConflictError) as err:
         raise UserError(f"nothing loaded: {err}") from None
+    if settings.database_url.startswith("sqlite"):  # the embedded default: owners get keys
+        enroll(settings, {Role.CUSTOMER: sorted({record.owner for record in records})})
     if json_output:
         print_json({"inserted": report.inserted, "unchanged": report.unchanged})
         return

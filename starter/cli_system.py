@@ -13,6 +13,7 @@ import typer
 from aiohttp import web
 from rich.console import Console
 
+from domain.signatures import Role
 from logs import configure_logging
 from starter.cli_common import (
     JsonFlag,
@@ -20,6 +21,7 @@ from starter.cli_common import (
     certificate_store,
     load_settings,
 )
+from starter.cli_people import enroll
 from starter.client import RefundClient, connect, metrics_runtime
 from starter.codec_server import codec_app, is_loopback
 from starter.demo import Demo, DemoResult, link_lines, outcome_table
@@ -125,11 +127,18 @@ def up(
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
     host, port = parse_address(settings.temporal_address)
+    owners: list[str] = []
     if seed_demo:
         store = certificate_store(settings)
+        demo = demo_certificates(datetime.now(UTC))
+        owners = [certificate.owner for certificate in demo]
         if store.count() == 0:
-            loaded = store.seed(demo_certificates(datetime.now(UTC)))
+            loaded = store.seed(demo)
             console.print(f"loaded {len(loaded.inserted)} demo certificates: demo-auto, ...")
+    roles = {Role.REVIEWER: settings.reviewers, Role.OPERATOR: settings.operators}
+    added = enroll(settings, {**roles, Role.CUSTOMER: owners})
+    if added:
+        console.print(f"people directory: added {', '.join(added)} (keys in {settings.key_dir})")
     made = ensure_local_key(settings)
     if made is not None:
         console.print(f"payloads are encrypted with the local key in {made}")

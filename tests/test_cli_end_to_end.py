@@ -20,6 +20,18 @@ def test_up_prints_the_web_ui_address(system):
     assert f"http://localhost:{system.ui_port}/namespaces/default/workflows" in system.banner
 
 
+def test_up_gives_every_configured_person_and_demo_owner_a_signing_key(system):
+    listed = {p["person_id"]: p["role"] for p in system.json("people", "list")}
+    assert {p: r for p, r in listed.items() if r != "customer"} == {
+        "rev-1": "reviewer",
+        "rev-2": "reviewer",
+        "operator-1": "operator",
+    }
+    assert {"user-17", "user-18", "user-25"} <= {p for p, r in listed.items() if r == "customer"}
+    key = system.workdir / "var" / "keys" / "people" / "rev-1.pem"
+    assert key.stat().st_mode & 0o777 == 0o600
+
+
 def test_auto_refund_through_the_cli(system):
     started = time.monotonic()
     submitted = system.json(

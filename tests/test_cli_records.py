@@ -197,3 +197,17 @@ def test_check_says_what_the_assessment_activity_records(store, capsys):
     assert any("business days remain" in w for w in shown["warnings"])
     assert recorded.review_deadline is not None
     assert shown["review_deadline"] == recorded.review_deadline.isoformat()
+
+
+def test_seeding_the_embedded_default_gives_the_owners_keys(
+    database_url, seed_file, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("REFUNDS_KEY_DIR", str(tmp_path / "keys"))
+    assert run(["seed", str(seed_file)]) == 0
+    capsys.readouterr()
+    listed = run_json(capsys, "people", "list")
+    if database_url.startswith("sqlite"):
+        assert [(p["person_id"], p["role"]) for p in listed] == [("user-1", "customer")]
+        assert (tmp_path / "keys" / "people" / "user-1.pem").exists()
+    else:  # a deployment issues its people's keys itself
+        assert listed == []

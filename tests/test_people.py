@@ -19,9 +19,12 @@ from domain.signatures import (
     sign,
     signature_problem,
 )
+from settings import Settings
 from starter.cli import run
+from starter.cli_people import enroll
 from starter.errors import UserError
 from starter.people_keys import key_path, load_key, own_key
+from storage.database import open_database
 from storage.people import PeopleDirectory
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -156,3 +159,23 @@ def test_people_commands(database_url, tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err.strip().endswith("rev-ana is not in the people directory")
     assert run(["people", "add", "x" * 65, "--role", "reviewer"]) == 1
     assert "the person id is longer than 64 characters" in capsys.readouterr().err
+
+
+def test_enrolment_gives_keys_to_the_named_people_who_have_none(database_url, tmp_path):
+    settings = Settings(database_url=database_url, key_dir=tmp_path)
+    assert enroll(settings, {Role.REVIEWER: ["rev-1", "rev-2"], Role.OPERATOR: ["ops-1"]}) == [
+        "rev-1",
+        "rev-2",
+        "ops-1",
+    ]
+    people = PeopleDirectory(open_database(database_url))
+    assert people.remove("rev-2")
+    again = enroll(settings, {Role.REVIEWER: ["rev-1", "rev-2", "bad id"], Role.CUSTOMER: ["u-1"]})
+    assert again == ["u-1"]  # rev-2 stays removed; an invalid id is skipped
+    active = people.active()
+    assert {p: active[p].role for p in active} == {
+        "rev-1": Role.REVIEWER,
+        "ops-1": Role.OPERATOR,
+        "u-1": Role.CUSTOMER,
+    }
+    assert active["u-1"].public_key == public_key_text(load_key(tmp_path, "u-1"))
