@@ -43,6 +43,16 @@ def leg(index: int = 0) -> PaymentReturnRequest:
     )
 
 
+def settled_by_hand(request: PaymentReturnRequest) -> ManualReturn:
+    """An operator's record that ``request``'s leg was returned outside the system."""
+    return ManualReturn(
+        **request.model_dump(exclude={"channel"}),
+        original_channel=request.channel,
+        operator="operator-1",
+        note="wired by hand",
+    )
+
+
 def test_a_leg_recorded_once_is_never_sent_to_its_channel_again(store):
     channel = CountingChannel()
     payments = PaymentActivities({Channel.ALIPAY: channel}, Ledger(store.engine))
@@ -67,20 +77,7 @@ def test_a_refusal_is_final_and_records_nothing(store):
 def test_a_leg_settled_by_hand_is_never_paid_by_a_channel_afterwards(store):
     channel = CountingChannel()
     payments = PaymentActivities({Channel.ALIPAY: channel}, Ledger(store.engine))
-    settled = payments.record_manual_return(
-        ManualReturn(
-            refund_id="refund-cas-1",
-            certificate_id="cas-1",
-            leg_index=0,
-            original_channel=Channel.ALIPAY,
-            amount=Decimal("199.00"),
-            currency="CNY",
-            reference="ali-1",
-            idempotency_key="refund-cas-1:leg-0",
-            operator="operator-1",
-            note="wired",
-        )
-    )
+    settled = payments.record_manual_return(settled_by_hand(leg()))
     assert settled.channel == "manual"
     assert payments.return_to_alipay(leg()).already_returned
     assert channel.calls == 0
@@ -92,17 +89,10 @@ def test_every_money_movement_is_logged_with_what_an_operator_needs(store, caplo
     first = payments.return_to_alipay(leg())
     payments.return_to_alipay(leg())
     payments.record_manual_return(
-        ManualReturn(
-            refund_id="refund-cas-1",
-            certificate_id="cas-1",
-            leg_index=1,
-            original_channel=Channel.BANK,
-            amount=Decimal("50.00"),
-            currency="CNY",
-            reference="bank-1",
-            idempotency_key="refund-cas-1:leg-1",
-            operator="operator-1",
-            note="wired by hand",
+        settled_by_hand(
+            leg(1).model_copy(
+                update={"channel": Channel.BANK, "amount": Decimal("50.00"), "reference": "bank-1"}
+            )
         )
     )
     fields = ("refund_id", "leg", "channel", "amount", "transaction_id", "operator")

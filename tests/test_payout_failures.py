@@ -28,10 +28,15 @@ def now() -> datetime:
     return datetime.now(UTC).replace(second=0, microsecond=0)
 
 
-def since_of(reason: str) -> datetime:
+def says_unavailable(reason: str | None, who: str, last_error: str, before: datetime) -> None:
+    """``reason`` names ``who``, since a minute between ``before`` and now, and the last error."""
+    assert reason is not None
+    assert reason.startswith(f"{who} unavailable since "), reason
+    assert reason.endswith(f" UTC (last error: {last_error})"), reason
     match = SINCE.search(reason)
     assert match is not None, reason
-    return datetime.strptime(match.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    since = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    assert before <= since <= now()
 
 
 async def test_an_authority_down_past_the_patience_says_since_when_and_a_retry_revokes(harness):
@@ -50,10 +55,9 @@ async def test_an_authority_down_past_the_patience_says_since_when_and_a_retry_r
         await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
         await handle.execute_update(RefundWorkflow.approve_request, ApproveInput(reviewer="rev-1"))
         waiting = await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
-        reason = waiting.attention_reason or ""
-        assert reason.startswith("the certificate authority unavailable since ")
-        assert reason.endswith(" UTC (last error: ca unreachable)")
-        assert before <= since_of(reason) <= now()
+        says_unavailable(
+            waiting.attention_reason, "the certificate authority", "ca unreachable", before
+        )
         assert authority.calls >= 2 and harness.ledger.entries() == []
         authority.down = False
         await handle.execute_update(
@@ -80,10 +84,9 @@ async def test_an_order_system_down_past_the_patience_says_since_when(harness):
         before = now()
         handle = await harness.submit(cert)
         waiting = await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
-        reason = waiting.attention_reason or ""
-        assert reason.startswith("the order system unavailable since ")
-        assert reason.endswith(" UTC (last error: order system unreachable)")
-        assert before <= since_of(reason) <= now()
+        says_unavailable(
+            waiting.attention_reason, "the order system", "order system unreachable", before
+        )
         assert harness.ledger.entries() == []
         orders.down = False
         await handle.execute_update(
