@@ -1,16 +1,37 @@
-"""The processes the chaos run abuses: a Temporal dev server and a refunds worker."""
+"""The processes the chaos run abuses, a Temporal dev server and a refunds worker, and the run's
+client to the server."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from temporalio.client import Client
+
+from codec import data_converter
+from settings import get_settings
 from starter.devserver import DevServerOptions, server_command, stop_process
+from starter.local_keys import encryption_codec
+
+
+async def connect(address: str, timeout: float = 60) -> Client:
+    """A client that encrypts as the `refunds worker` processes do (the same key folder)."""
+    converter = data_converter(encryption_codec(get_settings()))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await Client.connect(address, data_converter=converter)
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
 
 
 def free_port() -> int:

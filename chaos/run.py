@@ -29,13 +29,10 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from chaos.processes import ManagedServer, ManagedWorker, free_port
+from chaos.processes import ManagedServer, ManagedWorker, connect, free_port
 from chaos.workload import Case, fault_settings, make_cases
-from codec import data_converter
-from settings import get_settings
 from starter.client import RefundHandle
 from starter.devserver import DevServerOptions
-from starter.local_keys import encryption_codec
 from storage.certificates import CertificateStore
 from storage.database import open_database
 from storage.ledger import Ledger
@@ -203,19 +200,6 @@ async def monkey(
             console.print(f"[red]server restarted[/] on its SQLite file ({server.restarts})")
         await asyncio.sleep(rng.uniform(0.2, 1.5))
         worker.start()
-
-
-async def connect(address: str, timeout: float = 60) -> Client:
-    """A client that encrypts as the `refunds worker` processes do (the same key folder)."""
-    converter = data_converter(encryption_codec(get_settings()))
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await Client.connect(address, data_converter=converter)
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.3)
 
 
 async def chaos(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
