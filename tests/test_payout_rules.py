@@ -20,6 +20,7 @@ from workflows.contract import LegState, LegStatus
 from workflows.payout_rules import (
     cause,
     leg_problem,
+    manual_return,
     may_fall_back,
     patience,
     return_request,
@@ -78,6 +79,23 @@ def test_the_channel_is_asked_under_the_legs_own_key():
         "currency": "CNY",
         "reference": "ref-0",
         "idempotency_key": "refund-cas-1:leg-0",
+    }
+
+
+def test_a_leg_settled_by_hand_is_recorded_under_the_same_key_and_amount():
+    cert = certificate("cas-1", purchased_at=shanghai(2026, 11, 20))
+    settled = manual_return("refund-cas-1", cert, leg(1, LegState.FAILED), "operator-1", "wired")
+    assert settled.model_dump() == {
+        "refund_id": "refund-cas-1",
+        "certificate_id": "cas-1",
+        "leg_index": 1,
+        "original_channel": Channel.ALIPAY,
+        "amount": Decimal("199.00"),
+        "currency": "CNY",
+        "reference": "ref-1",
+        "idempotency_key": "refund-cas-1:leg-1",
+        "operator": "operator-1",
+        "note": "wired",
     }
 
 

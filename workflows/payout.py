@@ -15,6 +15,7 @@ from temporalio.exceptions import ActivityError
 from workflows.payout_rules import (
     cause,
     leg_problem,
+    manual_return,
     may_fall_back,
     patience,
     return_request,
@@ -23,7 +24,7 @@ from workflows.payout_rules import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from activities.payloads import CertificateChange, ManualReturn
+    from activities.payloads import CertificateChange
     from activities.payments import PaymentActivities
     from activities.records import RecordActivities
     from domain.certificates import Channel
@@ -154,21 +155,9 @@ class Payout:
             progress.certificate_released = True
             progress.record(actor, "certificate released by hand", detail=note)
         for leg in [leg for leg in progress.legs if leg.status is LegState.FAILED]:
-            assert leg.idempotency_key is not None
             receipt = await workflow.execute_activity_method(
                 PaymentActivities.record_manual_return,
-                ManualReturn(
-                    refund_id=progress.refund_id,
-                    certificate_id=certificate.certificate_id,
-                    leg_index=leg.index,
-                    original_channel=leg.channel,
-                    amount=leg.amount,
-                    currency=certificate.order.currency,
-                    reference=leg.reference,
-                    idempotency_key=leg.idempotency_key,
-                    operator=actor,
-                    note=note,
-                ),
+                manual_return(progress.refund_id, certificate, leg, actor, note),
                 start_to_close_timeout=RECORD_TIMEOUT,
                 retry_policy=RECORD_RETRY,
                 summary=f"record {leg.amount} returned by hand",

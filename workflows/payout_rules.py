@@ -1,4 +1,5 @@
-"""The payout's decisions, pure: which legs are still to pay, what a leg's return asks the channel,
+"""The payout's decisions, pure: which legs are still to pay, what a leg's return asks the channel
+(or records when done by hand),
 when a refusal may fall back to the account balance, and how a failure reads to a person."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from datetime import datetime, timedelta
 
 from temporalio.exceptions import ActivityError, RetryState, TimeoutError, TimeoutType
 
-from activities.payloads import PaymentReturnRequest
+from activities.payloads import ManualReturn, PaymentReturnRequest
 from domain.certificates import Certificate, Channel
 from domain.errors import PAYMENT_REJECTED
 from workflows.contract import SETTLED_LEG_STATES, LegStatus
@@ -32,6 +33,20 @@ def return_request(
         currency=certificate.order.currency,
         reference=leg.reference,
         idempotency_key=leg.idempotency_key,
+    )
+
+
+def manual_return(
+    refund_id: str, certificate: Certificate, leg: LegStatus, operator: str, note: str
+) -> ManualReturn:
+    """What the ledger records for a leg an operator returned by hand: the same leg, key and
+    amount a channel would have been asked for."""
+    asked = return_request(refund_id, certificate, leg)
+    return ManualReturn(
+        **asked.model_dump(exclude={"channel"}),
+        original_channel=asked.channel,
+        operator=operator,
+        note=note,
     )
 
 
