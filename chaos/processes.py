@@ -15,20 +15,20 @@ from typing import IO
 
 from temporalio.client import Client
 
-from codec import data_converter
 from settings import get_settings
+from starter.client import connect as connect_refunds
 from starter.devserver import DevServerOptions, server_command, stop_process
-from starter.local_keys import encryption_codec
+from starter.errors import UserError
 
 
 async def connect(address: str, timeout: float = 60) -> Client:
-    """A client that encrypts as the `refunds worker` processes do (the same key folder)."""
-    converter = data_converter(encryption_codec(get_settings()))
+    """The run's client, made as its `refunds worker` processes make theirs (same key folder)."""
+    settings = get_settings().model_copy(update={"temporal_address": address})
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return await Client.connect(address, data_converter=converter)
-        except RuntimeError:
+            return await connect_refunds(settings)
+        except UserError:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.3)

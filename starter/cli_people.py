@@ -62,12 +62,10 @@ def add(
     """Add someone: their signing key is made here (or reused) and its public half recorded."""
     settings = load_settings()
     people = directory(settings)
-    before = {e.person.person_id: e for e in people.entries()}.get(checked_id(person_id))
-    if before is not None and before.removed_at is None:
-        raise UserError(f"{person_id} is already in the directory: remove them first to change it")
-    # Someone removed comes back with a new key: the revoked one may have leaked.
-    key = own_key(settings.key_dir, person_id, fresh=before is not None)
     try:
+        removed = people.entry(checked_id(person_id))
+        # Someone removed comes back with a new key: the revoked one may have leaked.
+        key = own_key(settings.key_dir, person_id, fresh=removed is not None)
         people.add(person_id, role, public_key_text(key))
     except StatusConflictError as err:
         raise UserError(str(err)) from None

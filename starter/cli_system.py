@@ -23,7 +23,7 @@ from starter.cli_common import (
 )
 from starter.cli_people import enroll
 from starter.client import RefundClient, connect, metrics_runtime
-from starter.codec_server import codec_app, is_loopback
+from starter.codec_server import codec_app, is_loopback, loopback_hosts
 from starter.demo import Demo, DemoResult, link_lines, outcome_table
 from starter.demo_data import demo_certificates
 from starter.devserver import DevServerOptions, parse_address, run_up
@@ -81,7 +81,7 @@ def codec_server(
         )
     listen = port or settings.codec_port
     # Without a token, only requests addressed to this machine by name (no DNS rebinding).
-    hosts = None if settings.codec_auth_token else [f"127.0.0.1:{listen}", f"localhost:{listen}"]
+    hosts = None if settings.codec_auth_token else loopback_hosts(listen)
     app = codec_app(codec, settings.codec_cors_origins, settings.codec_auth_token, hosts=hosts)
     console.print(
         f"codec server on http://{listen_host}:{listen} for "

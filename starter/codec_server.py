@@ -31,6 +31,8 @@ RATE_PER_MINUTE = 600
 """Opening a refund in the Web UI asks for a few decodes; a client asking 10 a second for a
 minute is reading histories wholesale."""
 LOGGED_IDS = 10
+MAX_CLIENTS = 10_000
+"""Buckets kept before idle ones are forgotten, so many client addresses cannot grow memory."""
 
 log = structlog.get_logger("refunds.codec")
 
@@ -45,6 +47,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def loopback_hosts(port: int) -> list[str]:
+    """The ``Host`` headers of requests addressed to this machine by name on ``port``."""
+    return [f"127.0.0.1:{port}", f"localhost:{port}"]
+
+
 class DecodeBudget:
     """A token bucket per client: ``per_minute`` requests a minute, in bursts up to that."""
 
@@ -55,6 +62,8 @@ class DecodeBudget:
 
     def take(self, client: str) -> bool:
         now = self.clock()
+        if client not in self._left and len(self._left) >= MAX_CLIENTS:
+            self._forget_full(now)
         left, since = self._left.get(client, (float(self.per_minute), now))
         left = min(float(self.per_minute), left + (now - since) * self.per_minute / 60)
         if left < 1:
@@ -62,6 +71,12 @@ class DecodeBudget:
             return False
         self._left[client] = (left - 1, now)
         return True
+
+    def _forget_full(self, now: float) -> None:
+        """Drop the clients idle for a minute: their buckets have refilled, as a new one's is."""
+        for client, (_, since) in list(self._left.items()):
+            if now - since >= 60:
+                del self._left[client]
 
 
 def shown_ids(payloads: Iterable[object]) -> dict[str, list[str]]:

@@ -23,7 +23,7 @@ from temporalio.client import Client
 
 from settings import Settings
 from starter.client import connect, metrics_runtime
-from starter.codec_server import codec_app
+from starter.codec_server import codec_app, loopback_hosts
 from starter.errors import UserError
 from starter.local_keys import encryption_codec
 from starter.schedules import RECONCILIATION_SCHEDULE, ensure_reconciliation_schedule
@@ -209,10 +209,7 @@ async def start_codec_endpoint(
     codec = encryption_codec(settings)
     if codec is None or options.codec_port is None:
         return None
-    port = options.codec_port
-    app = codec_app(
-        codec, options.ui_origins, None, hosts=[f"127.0.0.1:{port}", f"localhost:{port}"]
-    )
+    app = codec_app(codec, options.ui_origins, None, hosts=loopback_hosts(options.codec_port))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", options.codec_port).start()

@@ -23,6 +23,12 @@ class DirectoryEntry:
     removed_at: datetime | None
 
 
+def already_present(person_id: str) -> StatusConflictError:
+    return StatusConflictError(
+        f"{person_id} is already in the directory: remove them first to change it"
+    )
+
+
 class PeopleDirectory:
     """The people directory of one system of record."""
 
@@ -47,9 +53,7 @@ class PeopleDirectory:
                     )
                 )
             elif found.removed_at is None:
-                raise StatusConflictError(
-                    f"{person_id} is already in the directory: remove them first to change it"
-                )
+                raise already_present(person_id)
             else:
                 conn.execute(
                     update(people)
@@ -57,6 +61,13 @@ class PeopleDirectory:
                     .values(role=role.value, public_key=public_key, added_at=now, removed_at=None)
                 )
         return person
+
+    def entry(self, person_id: str) -> DirectoryEntry | None:
+        """Someone's entry, removed or not; refuses with the conflict if they are present."""
+        found = next((e for e in self.entries() if e.person.person_id == person_id), None)
+        if found is not None and found.removed_at is None:
+            raise already_present(person_id)
+        return found
 
     def remove(self, person_id: str) -> bool:
         """Revoke someone's key; ``False`` when they were not in the directory."""

@@ -14,8 +14,9 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from codec import codec_from, new_key
 from settings import get_settings
+from starter import codec_server
 from starter.cli import run
-from starter.codec_server import codec_app, is_loopback
+from starter.codec_server import DecodeBudget, codec_app, is_loopback
 from starter.codec_sign_in import COOKIE, SESSION, session_cookie
 
 TOKEN = "a-codec-token-long-enough-for-tests"
@@ -209,3 +210,17 @@ async def test_bodies_that_are_not_payloads_are_400_and_odd_payloads_still_decod
             "/decode", json=json_format.MessageToDict(Payloads(payloads=[sealed])), headers=auth
         )
         assert answer.status == 200
+
+
+def test_many_client_addresses_cannot_grow_the_budget_without_bound(monkeypatch):
+    monkeypatch.setattr(codec_server, "MAX_CLIENTS", 3)
+    clock = Clock(0)
+    budget = DecodeBudget(2, clock)
+    for client in ("a", "b", "c"):
+        assert budget.take(client)
+    clock.now = 30
+    assert budget.take("a") and budget.take("a") and not budget.take("a")
+    clock.now = 61  # b and c idle for a minute: full again, as a new client's bucket is
+    assert budget.take("d")
+    assert sorted(budget._left) == ["a", "d"]
+    assert budget.take("a") and not budget.take("a")  # a is still held to what it spent
