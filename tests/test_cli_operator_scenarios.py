@@ -121,6 +121,25 @@ def test_a_reset_of_a_refunded_refund_reports_refunded(system):
     assert ledger["totals"]["paid_twice"] == 0
 
 
+def test_a_plain_signal_reaches_an_encrypted_refund(system):
+    """What the Web UI's Send a Signal and `temporal workflow signal` send is plain JSON; the
+    worker, which encrypts everything it writes, still reads it, and checks it like any other."""
+    system.run("submit", "demo-reject", "--requester", "user-21", "--reason", "no_longer_needed")
+    wait_for_state(system, "refund-demo-reject", "validating_application")
+    for reviewer in ("user-21", "rev-1"):
+        temporal(
+            system,
+            *("workflow", "signal", "-w", "refund-demo-reject", "--name", "reject"),
+            *("--input", json.dumps({"reviewer": reviewer, "reason": "still in use"})),
+        )
+    status = wait_for_state(system, "refund-demo-reject", "rejected")
+    signals = [
+        (a["actor"], a["accepted"]) for a in status["audit"] if a["action"] == "reject (signal)"
+    ]
+    assert signals == [("user-21", False), ("rev-1", True)]  # a requester may not review
+    assert status["rejection_reason"] == "still in use"
+
+
 def test_the_daily_reconciliation_is_scheduled_and_runs(system):
     assert system.json("schedule-reconciliation") == {
         "schedule_id": "refunds-reconciliation",
