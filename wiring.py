@@ -19,6 +19,7 @@ from activities.customers import CustomerActivities
 from activities.faults import Faults, FaultyAuthority, FaultyGateway
 from activities.gateways import CertificateAuthority, Notifier, PaymentGateway, SupportDesk
 from activities.payments import PaymentActivities
+from activities.people import PeopleActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.records import RecordActivities
 from activities.simulated import (
@@ -33,6 +34,7 @@ from settings import Settings
 from storage.certificates import CertificateStore
 from storage.database import open_database
 from storage.ledger import Ledger
+from storage.people import PeopleDirectory
 from storage.reconcile import reconcile_with_refunds
 from storage.repairs import RepairOrders
 
@@ -48,6 +50,7 @@ class Collaborators:
     authority: CertificateAuthority
     support: SupportDesk
     notifier: Notifier
+    people: PeopleDirectory
 
 
 def simulated_collaborators(settings: Settings) -> Collaborators:
@@ -72,6 +75,7 @@ def simulated_collaborators(settings: Settings) -> Collaborators:
         authority=FaultyAuthority(authority, faults) if faults.active else authority,
         support=SimulatedSupportDesk(engine),
         notifier=SimulatedNotifier(engine),
+        people=PeopleDirectory(engine),
     )
 
 
@@ -98,6 +102,7 @@ def activities(
     customers = CustomerActivities(collaborators.support, collaborators.notifier)
     assessment = AssessmentActivities(refund_terms(settings))
     history = HistoryActivities(client)
+    people = PeopleActivities(collaborators.people)
     books = ReconciliationActivities(
         partial(reconcile_with_refunds, collaborators.store.engine), client
     )
@@ -118,5 +123,6 @@ def activities(
         customers.open_support_ticket,
         customers.notify_customer,
         history.find_cancellation_request,
+        people.load_people,
         books.check_books,
     ]

@@ -14,12 +14,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowHandle
 
 from bench.baseline import BaselineInput, BaselineWorkflow
 from converter import DATA_CONVERTER
 from domain.certificates import Certificate
-from workflows.contract import ApproveInput, RefundRequest
+from domain.signatures import Role, public_key_text
+from starter.people_keys import own_key
+from starter.signing import signed
+from storage.people import PeopleDirectory
+from workflows.contract import ApproveInput, RefundRequest, ReviewAction
 from workflows.refund import RefundWorkflow
 
 LEGS = [
@@ -209,9 +214,19 @@ def _batches(
 
 
 def _approver(
-    handle: WorkflowHandle[Any, Any], approve: ApproveInput
+    handle: WorkflowHandle[Any, Any], approve: ApproveInput, key_dir: Path
 ) -> Callable[[], Awaitable[Any]]:
-    return lambda: handle.execute_update(RefundWorkflow.approve_request, approve)
+    """An approval signed by the reviewer's key as it is sent, as ``refunds approve`` does."""
+    return lambda: handle.execute_update(
+        RefundWorkflow.approve_request,
+        signed(key_dir, handle.id, ReviewAction.APPROVE, approve),
+    )
+
+
+def enrol_reviewer(engine: Engine, key_dir: Path, reviewer: str) -> None:
+    """The benchmark's reviewer, in its own directory with a key in its own folder."""
+    key = own_key(key_dir, reviewer)
+    PeopleDirectory(engine).add(reviewer, Role.REVIEWER, public_key_text(key))
 
 
 async def _connect(address: str) -> Client:

@@ -21,6 +21,7 @@ from domain.errors import CertificateNotFoundError
 from domain.ledger import LedgerEntry, Return
 from storage.certificates import CertificateStore
 from storage.ledger import Ledger
+from storage.people import PeopleDirectory
 from storage.repairs import RepairOrders
 from storage.schema import certificates
 from wiring import PAYABLE_CHANNELS, Collaborators
@@ -90,4 +91,5 @@ def memory_collaborators(engine: Engine) -> Collaborators:
         authority=SimulatedCertificateAuthority(engine, store),
         support=SimulatedSupportDesk(engine),
         notifier=MemoryNotifier(),
+        people=PeopleDirectory(engine),
     )

@@ -31,6 +31,7 @@ from bench.measure import (
     bounded,
     certificates,
     count,
+    enrol_reviewer,
     latencies,
     percentile,
     refund_start,
@@ -44,6 +45,7 @@ from workflows.contract import ApproveInput, RefundState
 from workflows.search_attributes import REFUND_STATE
 
 console = Console(stderr=True, highlight=False)
+REVIEWER = "bench-reviewer"
 
 
 async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -53,6 +55,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     latency_certs = certificates("lat", args.samples, 1)
     parked_certs = certificates("park", args.parked, 10)
     store.seed(drain_certs + latency_certs + parked_certs)
+    key_dir = workdir / "keys"
+    enrol_reviewer(store.engine, key_dir, REVIEWER)
     options = DevServerOptions(
         "127.0.0.1", free_port(), free_port(), workdir / "temporal.db", "default"
     )
@@ -67,7 +71,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "REFUNDS_TEMPORAL_ADDRESS": server.address,
             "REFUNDS_DATABASE_URL": db_url,
             "REFUNDS_TASK_QUEUE": queue,
-            "REFUNDS_REVIEWERS": "bench-reviewer",
+            "REFUNDS_REVIEWERS": REVIEWER,
             "REFUNDS_LOG_FORMAT": "json",
         }
 
@@ -137,8 +141,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         console.print(f"approving {args.parked} ...")
         began = time.perf_counter()
         handles = [client.get_workflow_handle(f"refund-{c.certificate_id}") for c in parked_certs]
-        approve = ApproveInput(reviewer="bench-reviewer")
-        await bounded([_approver(h, approve) for h in handles], CONCURRENCY)
+        approve = ApproveInput(reviewer=REVIEWER)
+        await bounded([_approver(h, approve, key_dir) for h in handles], CONCURRENCY)
         await bounded([h.result for h in handles], 4 * CONCURRENCY)
         approve_seconds = time.perf_counter() - began
         ours_worker.stop()

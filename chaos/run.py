@@ -29,10 +29,12 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from chaos.cast import enrol_cast
 from chaos.processes import ManagedServer, ManagedWorker, connect, free_port
 from chaos.workload import Case, fault_settings, make_cases
 from starter.client import RefundHandle
 from starter.devserver import DevServerOptions
+from starter.signing import signed
 from storage.certificates import CertificateStore
 from storage.database import open_database
 from storage.ledger import Ledger
@@ -46,6 +48,7 @@ from workflows.contract import (
     RefundState,
     RefundStatus,
     RejectInput,
+    ReviewAction,
 )
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import REFUND_STATE
@@ -53,6 +56,7 @@ from workflows.search_attributes import REFUND_STATE
 T = TypeVar("T")
 console = Console(stderr=True, highlight=False)
 REVIEWERS = "chaos-rev-1,chaos-rev-2"
+APPROVE, CANCEL = ReviewAction.APPROVE, ReviewAction.CANCEL
 OPERATOR = "chaos-ops"
 
 
@@ -61,6 +65,8 @@ class Run:
     cases: dict[str, Case]
     client: Client
     rng: random.Random
+    key_dir: Path
+    """Everyone's signing keys: actions are signed as ``refunds approve`` signs them."""
     decided: set[str] = field(default_factory=set)
     resolved: set[str] = field(default_factory=set)
     started: set[str] = field(default_factory=set)
@@ -120,12 +126,13 @@ async def decide(run: Run, refund_id: str) -> None:
         with contextlib.suppress(WorkflowUpdateFailedError):
             await persist(send, run)
 
-    approval = ApproveInput(reviewer=reviewer)
-    cancellation = CancelInput(requester=owner)
+    approval = signed(run.key_dir, refund_id, APPROVE, ApproveInput(reviewer=reviewer))
+    cancellation = signed(run.key_dir, refund_id, CANCEL, CancelInput(requester=owner))
     if plan == "approve":
         await update(lambda: handle.execute_update(RefundWorkflow.approve_request, approval))
     elif plan == "reject":
         rejection = RejectInput(reviewer=reviewer, reason="chaos says no")
+        rejection = signed(run.key_dir, refund_id, ReviewAction.REJECT, rejection)
         await update(lambda: handle.execute_update(RefundWorkflow.reject_request, rejection))
     elif plan == "cancel":
         await update(lambda: handle.execute_update(RefundWorkflow.cancel_request, cancellation))
@@ -140,6 +147,7 @@ async def decide(run: Run, refund_id: str) -> None:
 async def resolve(run: Run, refund_id: str) -> None:
     handle: RefundHandle = run.client.get_workflow_handle_for(RefundWorkflow.run, refund_id)
     resolution = OperatorInput(operator=OPERATOR, note="returned by bank transfer")
+    resolution = signed(run.key_dir, refund_id, ReviewAction.RESOLVE, resolution)
     with contextlib.suppress(WorkflowUpdateFailedError):
         await persist(
             lambda: handle.execute_update(RefundWorkflow.resolve_manually, resolution), run
@@ -208,6 +216,8 @@ async def chaos(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     db_url = f"sqlite:///{workdir / 'refunds.db'}"
     engine = open_database(db_url)
     CertificateStore(engine).seed([case.certificate for case in cases])
+    owners = [case.certificate.owner for case in cases]
+    enrol_cast(engine, workdir / "keys", REVIEWERS.split(","), [OPERATOR], owners)
     options = DevServerOptions(
         host="127.0.0.1",
         port=free_port(),
@@ -235,7 +245,8 @@ async def chaos(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     server.start()
     client = await connect(server.address)
     worker.start()
-    run = Run({f"refund-{c.certificate.certificate_id}": c for c in cases}, client, rng)
+    cases_by_id = {f"refund-{c.certificate.certificate_id}": c for c in cases}
+    run = Run(cases_by_id, client, rng, workdir / "keys")
     began = time.monotonic()
     try:
         submitting = asyncio.ensure_future(submit_all(run, task_queue, args.span))

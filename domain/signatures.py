@@ -91,7 +91,7 @@ def fingerprint(signature: ActionSignature) -> str:
 
 def signature_problem(
     directory: Mapping[str, Person],
-    role: Role,
+    role: Role | None,
     refund_id: str,
     action: str,
     actor: str,
@@ -100,11 +100,14 @@ def signature_problem(
     now: datetime,
     used: Collection[str],
 ) -> str | None:
-    """Why this signed action must be refused, or ``None`` when the signature proves the actor."""
+    """Why this signed action must be refused, or ``None`` when the signature proves the actor
+    (``role``: the role the action needs; ``None``: anyone in the directory, in any role)."""
     if signature is None:
         return f"the action is not signed: `refunds {action}` signs it with {actor}'s key"
     person = directory.get(actor)
-    if person is None or person.role is not role:
+    if person is None:
+        return f"{actor} is not in the people directory"
+    if role is not None and person.role is not role:
         article = "an" if role.value[0] in "aeiou" else "a"
         return f"{actor} is not {article} {role.value} in the people directory"
     signed_at = signature.signed_at.astimezone(UTC)

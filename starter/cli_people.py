@@ -13,7 +13,7 @@ from domain.errors import StatusConflictError
 from domain.signatures import Role, public_key_text
 from domain.values import id_problem
 from settings import Settings
-from starter.cli_common import JsonFlag, load_settings
+from starter.cli_common import JsonFlag, call_temporal, load_settings
 from starter.errors import UserError
 from starter.people_keys import key_path, own_key
 from starter.render import console, print_json
@@ -72,6 +72,7 @@ def add(
     console.print(
         f"added {person_id} as {role.value}; private key {key_path(settings.key_dir, person_id)}"
     )
+    announce(settings)
 
 
 @people_app.command("remove")
@@ -84,6 +85,28 @@ def remove(
         raise UserError(f"{person_id} is not in the people directory")
     key_path(settings.key_dir, person_id).unlink(missing_ok=True)
     console.print(f"removed {person_id}; their signing key on this machine is deleted")
+    announce(settings)
+
+
+@people_app.command("announce")
+def announce_command() -> None:
+    """Tell every running refund to read the directory again (after a change made while
+    Temporal was down)."""
+    announce(load_settings(), required=True)
+
+
+def announce(settings: Settings, *, required: bool = False) -> None:
+    """Running refunds read the directory again; without Temporal, say how to tell them later."""
+    try:
+        told = call_temporal(settings, lambda refunds: refunds.announce_people_change())
+    except UserError as err:
+        if required:
+            raise
+        console.print(
+            f"running refunds were not told ({err}); they will be by `refunds people announce`"
+        )
+        return
+    console.print(f"{told} running refund(s) told to read the directory again")
 
 
 @people_app.command("list")

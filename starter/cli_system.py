@@ -150,4 +150,4 @@ def up(
         namespace=settings.namespace,
         codec_port=settings.codec_port,
     )
-    raise typer.Exit(asyncio.run(run_up(settings, options)))
+    raise typer.Exit(asyncio.run(run_up(settings, options, announce_people=bool(added))))

@@ -31,6 +31,7 @@ from codec import data_converter
 from settings import Settings
 from starter.errors import UserError
 from starter.local_keys import encryption_codec
+from starter.signing import signed
 from workflows.contract import (
     ActionResult,
     ApproveInput,
@@ -40,6 +41,7 @@ from workflows.contract import (
     RefundState,
     RefundStatus,
     RejectInput,
+    ReviewAction,
 )
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import CERTIFICATE_ID, REFUND_STATE, REVIEW_DEADLINE
@@ -138,6 +140,7 @@ class RefundClient:
             ) from None
 
     async def approve(self, refund_id: str, approval: ApproveInput) -> ActionResult:
+        approval = signed(self.settings.key_dir, refund_id, ReviewAction.APPROVE, approval)
         handle = await self._running(refund_id)
         return await self._act(
             refund_id,
@@ -147,6 +150,7 @@ class RefundClient:
         )
 
     async def reject(self, refund_id: str, rejection: RejectInput) -> ActionResult:
+        rejection = signed(self.settings.key_dir, refund_id, ReviewAction.REJECT, rejection)
         handle = await self._running(refund_id)
         return await self._act(
             refund_id,
@@ -156,6 +160,7 @@ class RefundClient:
         )
 
     async def cancel(self, refund_id: str, cancellation: CancelInput) -> ActionResult:
+        cancellation = signed(self.settings.key_dir, refund_id, ReviewAction.CANCEL, cancellation)
         handle = await self._running(refund_id)
         return await self._act(
             refund_id,
@@ -165,6 +170,7 @@ class RefundClient:
         )
 
     async def retry(self, refund_id: str, action: OperatorInput) -> ActionResult:
+        action = signed(self.settings.key_dir, refund_id, ReviewAction.RETRY, action)
         handle = await self._running(refund_id)
         return await self._act(
             refund_id,
@@ -172,6 +178,7 @@ class RefundClient:
         )
 
     async def resolve(self, refund_id: str, action: OperatorInput) -> ActionResult:
+        action = signed(self.settings.key_dir, refund_id, ReviewAction.RESOLVE, action)
         handle = await self._running(refund_id)
         return await self._act(
             refund_id,
@@ -252,6 +259,33 @@ class RefundClient:
 
         await asyncio.gather(*map(add_details, found))
         return sorted(found, key=lambda p: (p.review_deadline is None, p.review_deadline))
+
+    async def announce_people_change(self) -> int:
+        """Tell every running refund the people directory changed; returns how many were told.
+
+        The signal carries nothing: each refund reads the directory again itself."""
+        query = "WorkflowType = 'RefundWorkflow' AND ExecutionStatus = 'Running'"
+        limit = asyncio.Semaphore(16)
+
+        async def tell(refund_id: str) -> bool:
+            async with limit:
+                handle: RefundHandle = self.client.get_workflow_handle_for(
+                    RefundWorkflow.run, refund_id
+                )
+                try:
+                    await handle.signal(RefundWorkflow.people_changed, rpc_timeout=RPC_TIMEOUT)
+                except RPCError as err:  # it finished since the listing
+                    if err.status is not RPCStatusCode.NOT_FOUND:
+                        raise
+                    return False
+                return True
+
+        try:
+            ids = [execution.id async for execution in self.client.list_workflows(query)]
+            told = await asyncio.gather(*map(tell, ids))
+        except RPCError as err:
+            raise UserError(f"Temporal refused the request: {_first_line(err)}") from None
+        return sum(told)
 
     async def _running(self, refund_id: str) -> RefundHandle:
         handle: RefundHandle = self.client.get_workflow_handle_for(RefundWorkflow.run, refund_id)

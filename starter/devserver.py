@@ -22,7 +22,7 @@ from aiohttp import web
 from temporalio.client import Client
 
 from settings import Settings
-from starter.client import connect, metrics_runtime
+from starter.client import RefundClient, connect, metrics_runtime
 from starter.codec_server import codec_app, loopback_hosts
 from starter.errors import UserError
 from starter.local_keys import encryption_codec
@@ -144,8 +144,13 @@ async def _wait_for_server(
             await asyncio.sleep(0.3)
 
 
-async def run_up(settings: Settings, options: DevServerOptions) -> int:
-    """Run the server and a worker until a stop signal; returns the exit code."""
+async def run_up(
+    settings: Settings, options: DevServerOptions, *, announce_people: bool = False
+) -> int:
+    """Run the server and a worker until a stop signal; returns the exit code.
+
+    ``announce_people``: people were just enrolled; refunds already waiting read the directory
+    again."""
     ports = [(options.host, options.port, "Temporal"), (options.host, options.ui_port, "Web UI")]
     if options.codec_port is not None:
         ports.append(("127.0.0.1", options.codec_port, "codec endpoint"))
@@ -168,6 +173,9 @@ async def run_up(settings: Settings, options: DevServerOptions) -> int:
             log.info("reconciliation scheduled", schedule=RECONCILIATION_SCHEDULE)
         worker = build_worker(client, settings=settings)
         async with worker:
+            if announce_people:
+                told = await RefundClient(client, settings).announce_people_change()
+                log.info("people directory announced", refunds=told)
             log.info(
                 "refunds up",
                 temporal=f"{options.host}:{options.port}",

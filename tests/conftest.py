@@ -13,7 +13,6 @@ from temporalio.testing import WorkflowEnvironment
 from settings import Settings, get_settings
 from storage.certificates import CertificateStore
 from storage.database import dispose_all, open_database
-from storage.ledger import Ledger
 from tests.databases import fresh_database
 from tests.harness import REVIEWERS, Harness, start_environment
 from worker import build_worker
@@ -68,14 +67,7 @@ async def harness(
     task_queue = f"refunds-test-{uuid.uuid4().hex[:8]}"
     worker = build_worker(temporal_env.client, settings=harness_settings, task_queue=task_queue)
     async with worker:
-        yield Harness(
-            env=temporal_env,
-            client=temporal_env.client,
-            task_queue=task_queue,
-            settings=harness_settings,
-            store=store,
-            ledger=Ledger(store.engine),
-        )
+        yield Harness.create(temporal_env, task_queue, harness_settings, store)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

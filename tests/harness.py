@@ -8,7 +8,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,11 +21,13 @@ from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 from activities.gateways import PaymentGateway
 from converter import DATA_CONVERTER
 from domain.certificates import Certificate, Channel
+from domain.signatures import Role
 from settings import Settings
 from starter.client import RefundHandle
 from storage.certificates import CertificateStore
 from storage.ledger import Ledger
 from tests.live_system import require_system
+from tests.signing import CAST, enrol, signing_client
 from wiring import Collaborators, simulated_collaborators
 from worker import build_worker
 from workflows.contract import RefundRequest, RefundState, RefundStatus
@@ -84,9 +86,27 @@ class Harness:
     settings: Settings
     store: CertificateStore
     ledger: Ledger
+    ahead: dict[str, timedelta] = field(default_factory=dict)
+    """How far each refund's time was moved forward (its actions are signed by its clock)."""
+
+    @classmethod
+    def create(
+        cls,
+        env: WorkflowEnvironment,
+        task_queue: str,
+        settings: Settings,
+        store: CertificateStore,
+    ) -> Harness:
+        """A harness whose client signs actions as their senders, on a directory holding the
+        tests' cast (``tests.signing``)."""
+        enrol(store.engine, CAST)
+        ahead: dict[str, timedelta] = {}
+        client = signing_client(env.client, ahead)
+        return cls(env, client, task_queue, settings, store, Ledger(store.engine), ahead)
 
     async def submit(self, cert: Certificate, **changes: Any) -> WorkflowHandle[Any, Any]:
         self.store.seed([cert])
+        enrol(self.store.engine, {Role.CUSTOMER: [cert.owner]})
         request = {
             "certificate_id": cert.certificate_id,
             "requester": cert.owner,
@@ -212,6 +232,7 @@ class Harness:
             self.env.supports_time_skipping_v2,
         )
         await self.env.fast_forward(handle, timedelta(days=days))
+        self.ahead[handle.id] = self.ahead.get(handle.id, timedelta(0)) + timedelta(days=days)
 
 
 def refusal(error: WorkflowUpdateFailedError) -> str:

@@ -18,15 +18,14 @@ from pathlib import Path
 from settings import Settings
 from storage.certificates import CertificateStore
 from storage.database import open_database
-from storage.ledger import Ledger
 from tests.harness import REVIEWERS, Harness, start_environment
 from tests.scenarios import SCENARIOS
 from worker import build_worker
 
 HISTORIES = Path(__file__).with_name("histories")
-CURRENT = "v3"
+CURRENT = "v4"
 """The folder the running code records into (v1: before ``local-load-final-state-at-close``,
-v2: before ``operator-proof``)."""
+v2: before ``operator-proof``, v3: before ``signed-actions``)."""
 
 
 async def record(names: list[str]) -> None:
@@ -40,9 +39,7 @@ async def record(names: list[str]) -> None:
                 settings = Settings(database_url=url, reviewers=REVIEWERS)
                 engine = open_database(url)
                 task_queue = f"record-{uuid.uuid4().hex[:8]}"
-                harness = Harness(
-                    env, env.client, task_queue, settings, CertificateStore(engine), Ledger(engine)
-                )
+                harness = Harness.create(env, task_queue, settings, CertificateStore(engine))
                 async with build_worker(env.client, settings=settings, task_queue=task_queue):
                     handle = await SCENARIOS[name](harness)
                     status = await harness.result(handle)

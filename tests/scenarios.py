@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 
 from domain.certificates import Channel
 from domain.decisions import Assessment
+from domain.signatures import Role
 from starter.books import repair
 from starter.client import RefundClient
+from storage.people import PeopleDirectory
 from tests.factories import certificate
 from tests.gateways import ChannelDown, RejectsOnce
 from tests.harness import Harness, workflow_tasks_completed
+from tests.signing import enrol
 from workflows.contract import (
     ActionResult,
     ApproveInput,
@@ -309,6 +313,28 @@ async def continued_as_new(harness: Harness) -> Handle:
     return first
 
 
+async def forged_approval_refused(harness: Harness) -> Handle:
+    handle = await _in_review(harness, "h-forged")
+    unsigned = harness.env.client.get_workflow_handle(handle.id)
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await unsigned.execute_update(
+            RefundWorkflow.approve_request, ApproveInput(reviewer="rev-1")
+        )
+    await unsigned.signal("approve", ApproveInput(reviewer="rev-2"))
+    await handle.execute_update(RefundWorkflow.approve_request, ApproveInput(reviewer="rev-1"))
+    return handle
+
+
+async def directory_changed_in_review(harness: Harness) -> Handle:
+    handle = await _in_review(harness, "h-directory")
+    PeopleDirectory(harness.store.engine).remove("rev-1")
+    enrol(harness.store.engine, {Role.REVIEWER: ["rev-3"]})
+    await handle.signal(RefundWorkflow.people_changed)
+    await harness.wait_for(handle, lambda s: s.audit[-1].action == "people directory changed")
+    await handle.execute_update(RefundWorkflow.approve_request, ApproveInput(reviewer="rev-3"))
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "auto_approved": auto_approved,
     "denied_by_rule": denied_by_rule,
@@ -334,4 +360,6 @@ SCENARIOS: dict[str, Scenario] = {
     "payment_outage_then_retried": payment_outage_then_retried,
     "approval_refused_by_recheck": approval_refused_by_recheck,
     "continued_as_new": continued_as_new,
+    "forged_approval_refused": forged_approval_refused,
+    "directory_changed_in_review": directory_changed_in_review,
 }

@@ -69,6 +69,9 @@ def test_review_approve_with_refusals(system):
     pending = system.json("pending")
     assert "refund-demo-issued" in [p["refund_id"] for p in pending]
     line = system.refused("approve", "refund-demo-issued", "--reviewer", "mallory")
+    assert line.startswith("refunds: error: no signing key for mallory in ")
+    system.run("people", "add", "mallory", "--role", "customer")  # a key, but no reviewer
+    line = system.refused("approve", "refund-demo-issued", "--reviewer", "mallory")
     assert line == "refunds: error: refused: mallory is not on the reviewer list"
     system.run("approve", "refund-demo-issued", "--reviewer", "rev-1", "--note", "checked")
     done = system.json("status", "refund-demo-issued", "--wait")

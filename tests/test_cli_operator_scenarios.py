@@ -7,6 +7,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,9 +122,12 @@ def test_a_reset_of_a_refunded_refund_reports_refunded(system):
     assert ledger["totals"]["paid_twice"] == 0
 
 
-def test_a_plain_signal_reaches_an_encrypted_refund(system):
-    """What the Web UI's Send a Signal and `temporal workflow signal` send is plain JSON; the
-    worker, which encrypts everything it writes, still reads it, and checks it like any other."""
+def test_a_plain_signal_proves_nothing_and_the_directory_reaches_a_waiting_refund(system):
+    """What the Web UI's Send a Signal and Send an Update, and the `temporal` CLI, send is plain,
+    unsigned JSON: the worker (which encrypts all it writes) reads it, refuses it and audits why.
+    A reviewer removed after the refund was submitted is refused, even with a copy of their old
+    key; one added since can decide it."""
+    system.run("people", "add", "rev-leaving", "--role", "reviewer")
     system.run("submit", "demo-reject", "--requester", "user-21", "--reason", "no_longer_needed")
     wait_for_state(system, "refund-demo-reject", "validating_application")
     for reviewer in ("user-21", "rev-1"):
@@ -132,12 +136,66 @@ def test_a_plain_signal_reaches_an_encrypted_refund(system):
             *("workflow", "signal", "-w", "refund-demo-reject", "--name", "reject"),
             *("--input", json.dumps({"reviewer": reviewer, "reason": "still in use"})),
         )
-    status = wait_for_state(system, "refund-demo-reject", "rejected")
-    signals = [
-        (a["actor"], a["accepted"]) for a in status["audit"] if a["action"] == "reject (signal)"
+    forged = subprocess.run(
+        [
+            temporal_cli(),
+            *("workflow", "update", "execute", "-w", "refund-demo-reject"),
+            *("--name", "approve_request", "--input", json.dumps({"reviewer": "rev-1"})),
+            *("--address", system.env["REFUNDS_TEMPORAL_ADDRESS"]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert forged.returncode != 0
+    assert "the action is not signed" in forged.stderr + forged.stdout
+    status = system.json("status", "refund-demo-reject")
+    refused = [(a["actor"], a["action"], a["detail"]) for a in status["audit"] if not a["accepted"]]
+    assert refused == [
+        ("user-21", "reject (signal)", "user-21 is not on the reviewer list"),
+        (
+            "rev-1",
+            "reject (signal)",
+            "the action is not signed: `refunds reject` signs it with rev-1's key",
+        ),
+        (
+            "rev-1",
+            "approve (update)",
+            "the action is not signed: `refunds approve` signs it with rev-1's key",
+        ),
     ]
-    assert signals == [("user-21", False), ("rev-1", True)]  # a requester may not review
+    assert status["state"] == "validating_application"
+
+    kept = Path(system.env["REFUNDS_KEY_DIR"]) / "people" / "rev-leaving.pem"
+    copy = kept.read_bytes()
+    assert "running refund(s) told" in system.run("people", "remove", "rev-leaving").stdout
+    system.run("people", "add", "rev-joining", "--role", "reviewer")
+    kept.write_bytes(copy)  # the leaver kept a copy of their key
+    kept.chmod(0o600)
+    changes = [a["detail"] for a in wait_for_audit(system, "people directory changed", 2)]
+    assert changes == ["removed rev-leaving (reviewer)", "added rev-joining (reviewer)"]
+    reject = ("reject", "refund-demo-reject", "--reason", "still in use")
+    assert system.refused(*reject, "--reviewer", "rev-leaving") == (
+        "refused: rev-leaving is not on the reviewer list"
+    )
+    system.run(*reject, "--reviewer", "rev-joining")
+    status = wait_for_state(system, "refund-demo-reject", "rejected")
     assert status["rejection_reason"] == "still in use"
+    assert [a["actor"] for a in status["audit"] if a["action"] == "reject (update)"] == [
+        "rev-joining"
+    ]
+
+
+def wait_for_audit(system: System, action: str, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 60
+    while True:
+        audit = system.json("status", "refund-demo-reject")["audit"]
+        found = [a for a in audit if a["action"] == action]
+        if len(found) >= count:
+            return found
+        assert time.monotonic() < deadline, audit
+        time.sleep(0.3)
 
 
 def test_the_daily_reconciliation_is_scheduled_and_runs(system):

@@ -73,7 +73,8 @@ def test_a_fresh_signature_by_the_actor_proves_the_action():
             "the signature does not match rev-ana's key for this action",
         ),
         ({"action": "reject"}, "the signature does not match rev-ana's key for this action"),
-        ({"actor": "rev-zoe"}, "rev-zoe is not a reviewer in the people directory"),
+        ({"actor": "rev-zoe"}, "rev-zoe is not in the people directory"),
+        ({"actor": "rev-zoe", "role": None}, "rev-zoe is not in the people directory"),
         ({"role": Role.OPERATOR}, "rev-ana is not an operator in the people directory"),
         (
             {"now": NOW + FRESH_FOR + timedelta(seconds=1)},

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from domain.certificates import Certificate, Channel
 from domain.decisions import Assessment, Outcome, RuleId
+from domain.signatures import ActionSignature, Person
 from domain.values import MAX_TEXT, Identifier, Text
 
 
@@ -136,10 +137,14 @@ FINAL_STATES = frozenset({RefundState.REFUNDED, RefundState.REJECTED, RefundStat
 
 
 class ApproveInput(BaseModel):
-    """A reviewer's approval. Checked by the workflow, so an invalid one is audited, not dropped."""
+    """A reviewer's approval. Checked by the workflow, so an invalid one is audited, not dropped.
+
+    Each action carries its sender's signature (``domain.signatures``): the refund believes who
+    sent it only if the people directory's key proves it."""
 
     reviewer: str = ""
     note: str | None = None
+    signature: ActionSignature | None = None
 
 
 class RejectInput(BaseModel):
@@ -147,12 +152,14 @@ class RejectInput(BaseModel):
 
     reviewer: str = ""
     reason: str = ""
+    signature: ActionSignature | None = None
 
 
 class CancelInput(BaseModel):
     """The requester withdrawing the request."""
 
     requester: str = ""
+    signature: ActionSignature | None = None
 
 
 class OperatorInput(BaseModel):
@@ -160,6 +167,7 @@ class OperatorInput(BaseModel):
 
     operator: str = ""
     note: str | None = None
+    signature: ActionSignature | None = None
 
 
 class ReviewAction(StrEnum):
@@ -168,6 +176,20 @@ class ReviewAction(StrEnum):
     CANCEL = "cancel"
     RETRY = "retry"
     RESOLVE = "resolve"
+
+
+ActionInput = ApproveInput | RejectInput | CancelInput | OperatorInput
+
+
+def signed_fields(message: ActionInput) -> tuple[str, str]:
+    """Who sends an action and its text, as signed: the signature covers exactly these."""
+    if isinstance(message, ApproveInput):
+        return str(message.reviewer), str(message.note or "")
+    if isinstance(message, RejectInput):
+        return str(message.reviewer), str(message.reason)
+    if isinstance(message, CancelInput):
+        return str(message.requester), ""
+    return str(message.operator), str(message.note or "")
 
 
 class AuditEntry(BaseModel):
@@ -259,6 +281,9 @@ class CarriedState(BaseModel):
     attention_reason: str | None = None
     review_started: datetime | None = None
     revoke: bool | None = None
+    people: list[Person] | None = None
+    """The people directory this refund trusts (signed actions), as last loaded."""
+    used_signatures: list[str] = Field(default_factory=list)
 
 
 RefundRequest.model_rebuild()

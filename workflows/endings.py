@@ -131,6 +131,7 @@ class Endings:
                     break
                 except NeedsAttentionError as problem:
                     progress.needs_attention_because(str(problem))
+                    await desk.signed.waiting_for_a_person()
                     steps.set_state(RefundState.NEEDS_ATTENTION)
                     workflow.logger.warning(
                         "refund needs attention", extra={"reason": progress.attention_reason}

@@ -15,6 +15,7 @@ from temporalio import workflow
 
 from domain.certificates import Certificate
 from domain.decisions import Assessment, Decision
+from domain.signatures import Person
 from workflows.audit import AuditTrail, bounded
 from workflows.contract import (
     CarriedState,
@@ -45,6 +46,9 @@ class RefundProgress:
     """Whether paying this refund revokes the certificate (decided when money starts to move)."""
     decision_pending: bool = False
     """A review decision (or the deadline) was taken and is being carried out."""
+    people: dict[str, Person] | None = None
+    """The people directory this refund trusts (signed actions), once read."""
+    used_signatures: list[str] = field(default_factory=list)
 
     @classmethod
     def carried_over(cls, refund_id: str, request: RefundRequest) -> RefundProgress:
@@ -64,6 +68,10 @@ class RefundProgress:
             attention_reason=carried.attention_reason,
             review_started=carried.review_started,
             revoke=carried.revoke,
+            people=None
+            if carried.people is None
+            else {person.person_id: person for person in carried.people},
+            used_signatures=list(carried.used_signatures),
         )
 
     def carry(self) -> RefundRequest:
@@ -85,6 +93,8 @@ class RefundProgress:
                     attention_reason=self.attention_reason,
                     review_started=self.review_started,
                     revoke=self.revoke,
+                    people=None if self.people is None else list(self.people.values()),
+                    used_signatures=self.used_signatures,
                 )
             }
         )

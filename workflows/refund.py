@@ -51,15 +51,7 @@ from workflows.payout import Payout
 from workflows.progress import RefundProgress
 from workflows.review_desk import ReviewDesk
 from workflows.steps import RULES_ACTOR, SYSTEM, RefundSteps
-
-LOCAL_LOAD_PATCH = "local-load-final-state-at-close"
-"""Patch (v2): the certificate is loaded by a local activity and the final state is set as the
-workflow completes, so the server writes an auto refund's visibility record only where it writes
-it anyway (the first task and the close)."""
-OPERATOR_PROOF_PATCH = "operator-proof"
-"""Patch (v3): approvals re-check that the certificate is still refundable, the deadline re-checks
-only that (not ``near-expiry``), re-runs resume their own refund, payments that keep failing ask
-for a person, and a long history continues as new. Runs started before keep their old paths."""
+from workflows.versions import LOCAL_LOAD_PATCH, OPERATOR_PROOF_PATCH, SIGNED_ACTIONS_PATCH
 
 DEADLINE_ACTOR = "review-deadline"
 
@@ -99,9 +91,10 @@ class RefundWorkflow:
 
     @workflow.run
     async def run(self, request: RefundRequest) -> RefundStatus:
-        # v3 includes v2: a new run records one patch marker (each also upserts a search
-        # attribute), and a v2 run replays with its own marker.
-        self._operator_proof = workflow.patched(OPERATOR_PROOF_PATCH)
+        # Each version includes the ones before: a new run records one patch marker (each also
+        # upserts a search attribute), and an older run replays with its own marker.
+        self._desk.signed.required = workflow.patched(SIGNED_ACTIONS_PATCH)
+        self._operator_proof = self._desk.signed.required or workflow.patched(OPERATOR_PROOF_PATCH)
         self._steps.local_load = self._operator_proof or workflow.patched(LOCAL_LOAD_PATCH)
         body = asyncio.ensure_future(self._body(self._carried))
         while not body.done():
@@ -122,6 +115,8 @@ class RefundWorkflow:
             await self._decide_and_act()
         else:  # a continued run waits where the previous run waited
             workflow.set_current_details(self._progress.details())
+            if self._progress.people is None:  # continued from a run before signed actions
+                await self._desk.signed.waiting_for_a_person()
             if carried.state is RefundState.VALIDATING_APPLICATION:
                 await self._await_review()
             else:
@@ -208,6 +203,11 @@ class RefundWorkflow:
     def cancel(self, *payloads: Any) -> None:
         self._desk.receive_signal(ReviewAction.CANCEL, payloads, CancelInput)
 
+    @workflow.signal(name="people_changed")
+    async def people_changed(self, *payloads: Any) -> None:
+        """Carries nothing to trust: the directory is read again from the system of record."""
+        await self._desk.signed.directory_changed()
+
     @workflow.signal(dynamic=True)
     def unknown_signal(self, name: str, payloads: Sequence[RawValue]) -> None:
         self._progress.record(
@@ -217,6 +217,7 @@ class RefundWorkflow:
     @workflow.update  # named by the method: the SDK types an async handler only this way
     async def approve_request(self, action: ApproveInput) -> ActionResult:
         desk = self._desk
+        desk.verify(ReviewAction.APPROVE, action)
         accepted = desk.accept(ReviewAction.APPROVE, action.reviewer, action.note or "", "update")
         if not self._operator_proof:
             return accepted
@@ -235,6 +236,7 @@ class RefundWorkflow:
 
     @workflow.update(name="reject_request")
     def reject_request(self, action: RejectInput) -> ActionResult:
+        self._desk.verify(ReviewAction.REJECT, action)
         return self._desk.accept(ReviewAction.REJECT, action.reviewer, action.reason, "update")
 
     @reject_request.validator
@@ -243,6 +245,7 @@ class RefundWorkflow:
 
     @workflow.update(name="cancel_request")
     def cancel_request(self, action: CancelInput) -> ActionResult:
+        self._desk.verify(ReviewAction.CANCEL, action)
         return self._desk.accept(ReviewAction.CANCEL, action.requester, "", "update")
 
     @cancel_request.validator
@@ -251,6 +254,7 @@ class RefundWorkflow:
 
     @workflow.update(name="retry_payments")
     def retry_payments(self, action: OperatorInput) -> ActionResult:
+        self._desk.verify(ReviewAction.RETRY, action)
         return self._desk.accept_operator(ReviewAction.RETRY, action.operator, action.note or "")
 
     @retry_payments.validator
@@ -259,6 +263,7 @@ class RefundWorkflow:
 
     @workflow.update(name="resolve_manually")
     def resolve_manually(self, action: OperatorInput) -> ActionResult:
+        self._desk.verify(ReviewAction.RESOLVE, action)
         note = (action.note or "").strip()
         return self._desk.accept_operator(ReviewAction.RESOLVE, action.operator, note)
 
@@ -276,6 +281,7 @@ class RefundWorkflow:
         deadline = assessment.review_deadline
         assert deadline is not None
         await self._steps.run(RecordActivities.mark_refund_pending)
+        await self._desk.signed.waiting_for_a_person()
         workflow.upsert_search_attributes([REVIEW_DEADLINE.value_set(deadline)])
         self._steps.set_state(RefundState.VALIDATING_APPLICATION)
         await self._await_review()

@@ -19,8 +19,16 @@ from domain.errors import ACTION_REFUSED
 with workflow.unsafe.imports_passed_through():
     from activities.payloads import CancellationLookup
     from activities.temporal_history import HistoryActivities
+    from domain.signatures import Role
     from domain.values import shown_id
-    from workflows.contract import ActionResult, OperatorInput, RefundState, ReviewAction
+    from workflows.contract import (
+        ActionInput,
+        ActionResult,
+        OperatorInput,
+        RefundState,
+        ReviewAction,
+        signed_fields,
+    )
 
 from workflows.audit import bounded
 from workflows.payout_rules import cause
@@ -31,6 +39,7 @@ from workflows.review_checks import (
     operator_refusal,
     review_refusal,
 )
+from workflows.signed_actions import SignedActions
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -71,6 +80,7 @@ class ReviewDesk:
         self.cancellation: Cancellation | None = None
         self.path_chosen = False
         self.path_refusal: str | None = None
+        self.signed = SignedActions(progress)
 
     def context(self) -> ReviewContext:
         progress = self.progress
@@ -83,7 +93,11 @@ class ReviewDesk:
             deadline_passed=self.deadline_passed,
             requester=progress.request.requester,
             owner=progress.certificate.owner if progress.certificate else "",
-            reviewers=tuple(assessment.reviewers) if assessment else (),
+            reviewers=self.signed.holders(Role.REVIEWER)
+            if self.signed.required
+            else tuple(assessment.reviewers)
+            if assessment
+            else (),
         )
 
     def result(self, action: ReviewAction) -> ActionResult:
@@ -103,18 +117,31 @@ class ReviewDesk:
                 "unknown", f"{action.value} (signal)", accepted=False, detail="malformed"
             )
             return
-        actor, text = actor_and_text(action, message)
+        actor, text = signed_fields(message)
         refusal = review_refusal(self.context(), action, actor, text)
+        if refusal is None:
+            refusal = self.signed.refusal(action, actor, text, message.signature)
         if refusal is not None:
             self.progress.record(shown_id(actor), f"{action.value} (signal)", False, refusal)
             return
+        self.signed.spend(message.signature)
         self.accept(action, actor, text, "signal")
 
-    def raise_if_refused(self, action: ReviewAction, message: BaseModel) -> None:
+    def raise_if_refused(self, action: ReviewAction, message: ActionInput) -> None:
         """An update's validator: refuse synchronously, with the same reason a signal gets."""
-        refusal = review_refusal(self.context(), action, *actor_and_text(action, message))
+        refusal = review_refusal(self.context(), action, *signed_fields(message))
         if refusal is not None:
             raise ApplicationError(refusal, type=ACTION_REFUSED, non_retryable=True)
+
+    def verify(self, action: ReviewAction, message: ActionInput) -> None:
+        """An update's handler, before it acts: a signature that does not prove its sender is
+        refused and audited (a validator's refusal leaves no trace); a good one is spent."""
+        actor, text = signed_fields(message)
+        refusal = self.signed.refusal(action, actor, text, message.signature)
+        if refusal is not None:
+            self.progress.record(shown_id(actor), f"{action.value} (update)", False, refusal)
+            raise ApplicationError(refusal, type=ACTION_REFUSED, non_retryable=True)
+        self.signed.spend(message.signature)
 
     def raise_if_operator_refused(self, action: OperatorInput, *, note_required: bool) -> None:
         progress = self.progress
@@ -123,7 +150,11 @@ class ReviewDesk:
             progress.refund_id,
             progress.state,
             self.operator_action is not None,
-            tuple(assessment.operators) if assessment else None,
+            self.signed.holders(Role.OPERATOR)
+            if self.signed.required
+            else tuple(assessment.operators)
+            if assessment
+            else None,
             action.operator,
             action.note or "",
             note_required=note_required,
@@ -220,11 +251,3 @@ class ReviewDesk:
             cancellation.refusal is None,
             detail,
         )
-
-
-def actor_and_text(action: ReviewAction, message: Any) -> tuple[str, str]:
-    if action is ReviewAction.CANCEL:
-        return str(message.requester), ""
-    if action is ReviewAction.REJECT:
-        return str(message.reviewer), str(message.reason)
-    return str(message.reviewer), str(message.note or "")

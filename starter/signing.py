@@ -1,0 +1,24 @@
+"""Signing a person's action on this machine, with their key from ``REFUNDS_KEY_DIR``: what the
+CLI (and every client of ``RefundClient``) sends is proven, not just named."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar, cast
+
+from domain.signatures import sign
+from starter.people_keys import load_key
+from workflows.contract import ActionInput, ReviewAction, signed_fields
+
+ActionT = TypeVar("ActionT", bound=ActionInput)
+
+
+def signed(key_dir: Path, refund_id: str, action: ReviewAction, message: ActionT) -> ActionT:
+    """``message`` signed now by its sender's key (kept as is if it is signed already)."""
+    if message.signature is not None:
+        return message
+    actor, text = signed_fields(message)
+    key = load_key(key_dir, actor)
+    signature = sign(key, refund_id, action.value, actor, text, datetime.now(UTC))
+    return cast(ActionT, message.model_copy(update={"signature": signature}))
