@@ -42,6 +42,8 @@ TARGETS: dict[str, list[str]] = {
     "storage/certificate_statements.py": ["tests/test_storage.py"],
     "activities/payments.py": ["tests/test_payment_activity.py", "tests/test_activity_names.py"],
     "starter/codec_auth.py": ["tests/test_codec_server.py"],
+    "domain/signatures.py": ["tests/test_people.py"],
+    "workflows/signed_actions.py": ["tests/test_signed_actions.py"],
 }
 """The safety core: the rules, who may act, the payout, the ledger, the certificate's status
 changes, the payment activity and the codec server's auth."""

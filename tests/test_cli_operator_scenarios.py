@@ -177,7 +177,7 @@ def test_a_plain_signal_proves_nothing_and_the_directory_reaches_a_waiting_refun
     assert changes == ["removed rev-leaving (reviewer)", "added rev-joining (reviewer)"]
     reject = ("reject", "refund-demo-reject", "--reason", "still in use")
     assert system.refused(*reject, "--reviewer", "rev-leaving") == (
-        "refused: rev-leaving is not on the reviewer list"
+        "refunds: error: refused: rev-leaving is not on the reviewer list"
     )
     system.run(*reject, "--reviewer", "rev-joining")
     status = wait_for_state(system, "refund-demo-reject", "rejected")
