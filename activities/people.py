@@ -29,8 +29,14 @@ class PeopleActivities:
     def load_people(self, lookup: PeopleLookup) -> list[Person]:
         """Everyone who may review or operate, and the requester (customers are many: only the
         one this refund needs)."""
-        return [
+        found = [
             person
             for person in self.directory.active().values()
             if person.role in STAFF or person.person_id == lookup.requester
         ]
+        if self.directory.unusable:
+            activity.logger.error(
+                "people directory rows left out: not a valid role and key",
+                extra={"person_ids": self.directory.unusable},
+            )
+        return found

@@ -20,8 +20,8 @@ from temporalio.client import Client, WorkflowHandle
 from bench.baseline import BaselineInput, BaselineWorkflow
 from converter import DATA_CONVERTER
 from domain.certificates import Certificate
-from domain.signatures import Role, public_key_text
-from starter.people_keys import own_key
+from domain.signatures import Role
+from starter.people_keys import enrol
 from starter.signing import signed
 from storage.people import PeopleDirectory
 from workflows.contract import ApproveInput, RefundRequest, ReviewAction
@@ -225,8 +225,7 @@ def _approver(
 
 def enrol_reviewer(engine: Engine, key_dir: Path, reviewer: str) -> None:
     """The benchmark's reviewer, in its own directory with a key in its own folder."""
-    key = own_key(key_dir, reviewer)
-    PeopleDirectory(engine).add(reviewer, Role.REVIEWER, public_key_text(key))
+    enrol(PeopleDirectory(engine), key_dir, {Role.REVIEWER: [reviewer]})
 
 
 async def _connect(address: str) -> Client:

@@ -29,15 +29,16 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from chaos.cast import enrol_cast
 from chaos.processes import ManagedServer, ManagedWorker, connect, free_port
-from chaos.workload import Case, fault_settings, make_cases
+from chaos.workload import OPERATOR, REVIEWERS, Case, fault_settings, make_cases, people
 from starter.client import RefundHandle
 from starter.devserver import DevServerOptions
+from starter.people_keys import enrol
 from starter.signing import signed
 from storage.certificates import CertificateStore
 from storage.database import open_database
 from storage.ledger import Ledger
+from storage.people import PeopleDirectory
 from storage.reconcile import reconcile
 from storage.schema import simulated_channel_returns
 from workflows.contract import (
@@ -55,9 +56,7 @@ from workflows.search_attributes import REFUND_STATE
 
 T = TypeVar("T")
 console = Console(stderr=True, highlight=False)
-REVIEWERS = "chaos-rev-1,chaos-rev-2"
 APPROVE, CANCEL = ReviewAction.APPROVE, ReviewAction.CANCEL
-OPERATOR = "chaos-ops"
 
 
 @dataclass
@@ -216,8 +215,7 @@ async def chaos(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     db_url = f"sqlite:///{workdir / 'refunds.db'}"
     engine = open_database(db_url)
     CertificateStore(engine).seed([case.certificate for case in cases])
-    owners = [case.certificate.owner for case in cases]
-    enrol_cast(engine, workdir / "keys", REVIEWERS.split(","), [OPERATOR], owners)
+    enrol(PeopleDirectory(engine), workdir / "keys", people(cases))
     options = DevServerOptions(
         host="127.0.0.1",
         port=free_port(),

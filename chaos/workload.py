@@ -9,9 +9,12 @@ from decimal import Decimal
 from typing import Literal
 
 from domain.certificates import Certificate
+from domain.signatures import Role
 
 Plan = Literal["auto", "approve", "reject", "cancel", "race"]
 CHANNELS = ("alipay", "bank", "account_balance")
+REVIEWERS = "chaos-rev-1,chaos-rev-2"
+OPERATOR = "chaos-ops"
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,12 @@ class Case:
     certificate: Certificate
     plan: Plan
     fault: Literal["none", "closed_alipay", "dead"]
+
+
+def people(cases: list[Case]) -> dict[Role, list[str]]:
+    """Who acts in the run: its reviewers, its operator and every certificate's owner."""
+    owners = sorted({case.certificate.owner for case in cases})
+    return {Role.REVIEWER: REVIEWERS.split(","), Role.OPERATOR: [OPERATOR], Role.CUSTOMER: owners}
 
 
 def make_cases(count: int, now: datetime, rng: random.Random) -> list[Case]:

@@ -99,9 +99,11 @@ def signature_problem(
     signature: ActionSignature | None,
     now: datetime,
     used: Collection[str],
+    not_before: datetime,
 ) -> str | None:
     """Why this signed action must be refused, or ``None`` when the signature proves the actor
-    (``role``: the role the action needs; ``None``: anyone in the directory, in any role)."""
+    (``role``: the role the action needs; ``None``: anyone in the directory, in any role;
+    ``not_before``: when the request acted on was submitted)."""
     if signature is None:
         return f"the action is not signed: `refunds {action}` signs it with {actor}'s key"
     person = directory.get(actor)
@@ -116,6 +118,10 @@ def signature_problem(
             f"the signature is stale: signed {signed_at:%Y-%m-%d %H:%M:%S} UTC, "
             f"accepted for {int(FRESH_FOR.total_seconds() // 60)} minutes"
         )
+    if signed_at < not_before - CLOCK_SKEW:
+        # A refund id is reused by a later request for the same certificate: an action signed
+        # for the earlier one must not decide it.
+        return "the signature was made before this request was submitted"
     mismatch = f"the signature does not match {actor}'s key for this action"
     raw = signature_bytes(signature)
     if raw is None:

@@ -21,11 +21,13 @@ from activities.temporal_history import refund_is_running
 from domain.certificates import Certificate
 from domain.errors import CertificateNotFoundError
 from domain.ledger import LedgerEntry
+from domain.signatures import Role
 from domain.values import id_problem
 from starter.client import RefundClient
 from starter.errors import UserError
 from storage.certificates import CertificateStore
 from storage.ledger import Ledger
+from storage.people import PeopleDirectory
 from storage.reconcile import Reconciliation, RefundBalance, reconcile_with_refunds
 from storage.repairs import COMPLETION, RELEASED, Repair, RepairOrders
 from workflows.contract import RefundReason, RefundRequest, RepairOrder
@@ -111,8 +113,9 @@ async def repair(
     problem = id_problem(operator, "operator")
     if problem is not None:
         raise UserError(problem)
-    if operator not in refunds.settings.operators:
-        raise UserError(f"{operator} is not on the operator list (REFUNDS_OPERATORS)")
+    person = PeopleDirectory(engine).active().get(operator)
+    if person is None or person.role is not Role.OPERATOR:
+        raise UserError(f"{operator} is not an operator in the people directory")
     if not note.strip():
         raise UserError("say what you checked: a repair needs --note")
     view = await certificate_view(refunds, engine, certificate_id)

@@ -15,7 +15,7 @@ from domain.values import id_problem
 from settings import Settings
 from starter.cli_common import JsonFlag, call_temporal, load_settings
 from starter.errors import UserError
-from starter.people_keys import key_path, own_key
+from starter.people_keys import enrol, key_path, own_key
 from starter.render import console, print_json
 from storage.database import open_database
 from storage.people import PeopleDirectory
@@ -41,17 +41,7 @@ def checked_id(person_id: str) -> str:
 def enroll(settings: Settings, people_by_role: Mapping[Role, Iterable[str]]) -> list[str]:
     """Give a key and a directory entry to everyone named here who has none yet, so the embedded
     default needs no set-up; someone removed stays removed. Returns who was added."""
-    people = directory(settings)
-    known = {entry.person.person_id for entry in people.entries()}
-    added: list[str] = []
-    for role, ids in people_by_role.items():
-        for person_id in ids:
-            if person_id in known or id_problem(person_id, "person") is not None:
-                continue
-            people.add(person_id, role, public_key_text(own_key(settings.key_dir, person_id)))
-            known.add(person_id)
-            added.append(person_id)
-    return added
+    return enrol(directory(settings), settings.key_dir, people_by_role)
 
 
 @people_app.command("add")
@@ -72,6 +62,9 @@ def add(
     console.print(
         f"added {person_id} as {role.value}; private key {key_path(settings.key_dir, person_id)}"
     )
+    if role is Role.CUSTOMER:  # only their own refunds need them, and read them when they start
+        console.print("refunds already waiting learn of it by `refunds people announce`")
+        return
     announce(settings)
 
 
@@ -98,7 +91,7 @@ def announce_command() -> None:
 def announce(settings: Settings, *, required: bool = False) -> None:
     """Running refunds read the directory again; without Temporal, say how to tell them later."""
     try:
-        told = call_temporal(settings, lambda refunds: refunds.announce_people_change())
+        done = call_temporal(settings, lambda refunds: refunds.announce_people_change())
     except UserError as err:
         if required:
             raise
@@ -106,7 +99,11 @@ def announce(settings: Settings, *, required: bool = False) -> None:
             f"running refunds were not told ({err}); they will be by `refunds people announce`"
         )
         return
-    console.print(f"{told} running refund(s) told to read the directory again")
+    console.print(f"{done.told} running refund(s) told to read the directory again")
+    if done.failed:
+        raise UserError(
+            f"{done.failed} running refund(s) could not be told: run `refunds people announce`"
+        )
 
 
 @people_app.command("list")

@@ -260,8 +260,8 @@ class RefundClient:
         await asyncio.gather(*map(add_details, found))
         return sorted(found, key=lambda p: (p.review_deadline is None, p.review_deadline))
 
-    async def announce_people_change(self) -> int:
-        """Tell every running refund the people directory changed; returns how many were told.
+    async def announce_people_change(self) -> Announcement:
+        """Tell every running refund the people directory changed.
 
         The signal carries nothing: each refund reads the directory again itself."""
         query = "WorkflowType = 'RefundWorkflow' AND ExecutionStatus = 'Running'"
@@ -272,20 +272,19 @@ class RefundClient:
                 handle: RefundHandle = self.client.get_workflow_handle_for(
                     RefundWorkflow.run, refund_id
                 )
-                try:
-                    await handle.signal(RefundWorkflow.people_changed, rpc_timeout=RPC_TIMEOUT)
-                except RPCError as err:  # it finished since the listing
-                    if err.status is not RPCStatusCode.NOT_FOUND:
-                        raise
-                    return False
+                await handle.signal(RefundWorkflow.people_changed, rpc_timeout=RPC_TIMEOUT)
                 return True
 
         try:
             ids = [execution.id async for execution in self.client.list_workflows(query)]
-            told = await asyncio.gather(*map(tell, ids))
         except RPCError as err:
             raise UserError(f"Temporal refused the request: {_first_line(err)}") from None
-        return sum(told)
+        results = await asyncio.gather(*map(tell, ids), return_exceptions=True)
+        finished = sum(
+            1 for r in results if isinstance(r, RPCError) and r.status is RPCStatusCode.NOT_FOUND
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        return Announcement(told=results.count(True), failed=len(failed) - finished)
 
     async def _running(self, refund_id: str) -> RefundHandle:
         handle: RefundHandle = self.client.get_workflow_handle_for(RefundWorkflow.run, refund_id)
@@ -308,6 +307,13 @@ class RefundClient:
         if "already completed" in str(err):
             return f"refund {refund_id} is already finished"
         return f"Temporal refused the request: {_first_line(err)}"
+
+
+@dataclass(frozen=True)
+class Announcement:
+    told: int
+    failed: int
+    """Refunds still running that could not be told (those that finished meanwhile are not)."""
 
 
 @dataclass

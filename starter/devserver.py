@@ -174,8 +174,11 @@ async def run_up(
         worker = build_worker(client, settings=settings)
         async with worker:
             if announce_people:
-                told = await RefundClient(client, settings).announce_people_change()
-                log.info("people directory announced", refunds=told)
+                try:
+                    done = await RefundClient(client, settings).announce_people_change()
+                    log.info("people directory announced", told=done.told, failed=done.failed)
+                except UserError as err:  # the refunds read it when they next wait
+                    log.warning("people directory not announced", error=str(err))
             log.info(
                 "refunds up",
                 temporal=f"{options.host}:{options.port}",

@@ -7,7 +7,9 @@ to the people directory; the CLI signs a person's actions with it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
@@ -17,9 +19,13 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from domain.signatures import Role, public_key_text
 from domain.values import id_problem
 from starter.errors import UserError
 from starter.local_keys import private_folder
+
+if TYPE_CHECKING:
+    from storage.people import PeopleDirectory
 
 
 def key_path(key_dir: Path, person_id: str) -> Path:
@@ -62,3 +68,20 @@ def load_key(key_dir: Path, person_id: str) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise UserError(f"{path} is not an Ed25519 key")
     return key
+
+
+def enrol(
+    directory: PeopleDirectory, key_dir: Path, people_by_role: Mapping[Role, Iterable[str]]
+) -> list[str]:
+    """A key in ``key_dir`` and a directory entry for everyone named here who has none yet
+    (someone removed stays removed); returns who was added."""
+    known = {entry.person.person_id for entry in directory.entries()}
+    added: list[str] = []
+    for role, ids in people_by_role.items():
+        for person_id in ids:
+            if person_id in known or id_problem(person_id, "person") is not None:
+                continue
+            directory.add(person_id, role, public_key_text(own_key(key_dir, person_id)))
+            known.add(person_id)
+            added.append(person_id)
+    return added

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar, cast
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from domain.signatures import sign
 from starter.people_keys import load_key
 from workflows.contract import ActionInput, ReviewAction, signed_fields
@@ -18,7 +20,14 @@ def signed(key_dir: Path, refund_id: str, action: ReviewAction, message: ActionT
     """``message`` signed now by its sender's key (kept as is if it is signed already)."""
     if message.signature is not None:
         return message
+    key = load_key(key_dir, signed_fields(message)[0])
+    return signed_with(key, refund_id, action, message, datetime.now(UTC))
+
+
+def signed_with(
+    key: Ed25519PrivateKey, refund_id: str, action: ReviewAction, message: ActionT, at: datetime
+) -> ActionT:
+    """``message`` with ``key``'s signature over what it does to this refund, dated ``at``."""
     actor, text = signed_fields(message)
-    key = load_key(key_dir, actor)
-    signature = sign(key, refund_id, action.value, actor, text, datetime.now(UTC))
+    signature = sign(key, refund_id, action.value, actor, text, at)
     return cast(ActionT, message.model_copy(update={"signature": signature}))

@@ -34,6 +34,8 @@ class PeopleDirectory:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.unusable: list[str] = []
+        """Ids of rows the last read left out."""
 
     def add(self, person_id: str, role: Role, public_key: str) -> Person:
         """Add someone (or bring back someone removed, with a new key)."""
@@ -88,17 +90,19 @@ class PeopleDirectory:
         }
 
     def entries(self) -> list[DirectoryEntry]:
+        """Every entry; a row that is not a usable entry (a role or key edited by hand) is left
+        out and its id kept in ``unusable``, so one bad row never stops the others."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(people).order_by(people.c.person_id)).mappings().all()
-        return [
-            DirectoryEntry(
-                person=Person(
-                    person_id=row["person_id"],
-                    role=Role(row["role"]),
-                    public_key=row["public_key"],
-                ),
-                added_at=row["added_at"],
-                removed_at=row["removed_at"],
-            )
-            for row in rows
-        ]
+        found: list[DirectoryEntry] = []
+        self.unusable = []
+        for row in rows:
+            try:
+                person = Person(
+                    person_id=row["person_id"], role=row["role"], public_key=row["public_key"]
+                )
+            except ValueError:
+                self.unusable.append(str(row["person_id"])[:64])
+                continue
+            found.append(DirectoryEntry(person, row["added_at"], row["removed_at"]))
+        return found

@@ -21,7 +21,8 @@ from temporalio.client import (
     WorkflowUpdateHandle,
 )
 
-from domain.signatures import Role, public_key_text, sign
+from domain.signatures import Role, public_key_text
+from starter.signing import ActionT, signed_with
 from storage.people import PeopleDirectory
 from workflows.contract import (
     ActionInput,
@@ -72,12 +73,9 @@ def enrol(engine: Engine, people: Mapping[Role, Iterable[str]]) -> None:
                 directory.add(person_id, role, public_key_text(key_of(person_id)))
 
 
-def signed_as_sent(
-    refund_id: str, action: ReviewAction, message: ActionInput, at: datetime
-) -> ActionInput:
-    actor, text = signed_fields(message)
-    signature = sign(key_of(actor), refund_id, action.value, actor, text, at)
-    return message.model_copy(update={"signature": signature})
+def signed_as_sent(refund_id: str, action: ReviewAction, message: ActionT, at: datetime) -> ActionT:
+    """``message`` signed by its sender's test key."""
+    return signed_with(key_of(signed_fields(message)[0]), refund_id, action, message, at)
 
 
 class SigningInterceptor(Interceptor):

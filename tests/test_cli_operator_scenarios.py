@@ -79,7 +79,7 @@ def test_a_refund_terminated_in_review_is_found_and_repaired(system):
     human = " ".join(system.run("certificate", "demo-issued").stdout.split())
     assert "orphaned_hold" in human and "refunds repair" in human
     line = system.refused("repair", "demo-issued", "--operator", "rev-1", "--note", "x")
-    assert line == "refunds: error: rev-1 is not on the operator list (REFUNDS_OPERATORS)"
+    assert line == "refunds: error: rev-1 is not an operator in the people directory"
     repaired = system.json(
         "repair", "demo-issued", "--operator", "operator-1", "--note", "terminated by mistake"
     )

@@ -124,7 +124,7 @@ async def test_a_refund_terminated_in_review_is_an_orphaned_hold_that_repair_rel
     found = await books(refunds, harness.store.engine)
     assert (found.orphaned_holds, found.divergent) == (1, 0)
     assert found.balances[0].problem == "orphaned_hold"
-    with pytest.raises(UserError, match="not on the operator list"):
+    with pytest.raises(UserError, match="not an operator in the people directory"):
         await repair(refunds, harness.store.engine, cert.certificate_id, "rev-1", "checked")
     done = await repair(
         refunds, harness.store.engine, cert.certificate_id, "operator-1", "terminated by mistake"

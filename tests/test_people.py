@@ -4,17 +4,22 @@ signature over an action proves (pure checks, the ones a refund runs)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import insert
 
 from domain.signatures import (
+    CLOCK_SKEW,
     FRESH_FOR,
+    ActionSignature,
     Person,
     Role,
     fingerprint,
+    message,
     public_key_text,
     sign,
     signature_problem,
@@ -26,6 +31,7 @@ from starter.errors import UserError
 from starter.people_keys import key_path, load_key, own_key
 from storage.database import open_database
 from storage.people import PeopleDirectory
+from storage.schema import people as people_table
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 ANA = Ed25519PrivateKey.generate()
@@ -48,6 +54,7 @@ def problem(**changes: object) -> str | None:
         "signature": signature,
         "now": NOW,
         "used": (),
+        "not_before": NOW - timedelta(hours=1),
     }
     checked.update(changes)
     return signature_problem(**checked)  # type: ignore[arg-type]
@@ -57,6 +64,7 @@ def test_a_fresh_signature_by_the_actor_proves_the_action():
     assert problem() is None
     assert problem(now=NOW + FRESH_FOR) is None
     assert problem(signed_at=NOW.astimezone(timezone(timedelta(hours=8)))) is None
+    assert problem(not_before=NOW + timedelta(minutes=1)) is None  # the signer's clock is behind
 
 
 @pytest.mark.parametrize(
@@ -77,8 +85,16 @@ def test_a_fresh_signature_by_the_actor_proves_the_action():
         ({"actor": "rev-zoe", "role": None}, "rev-zoe is not in the people directory"),
         ({"role": Role.OPERATOR}, "rev-ana is not an operator in the people directory"),
         (
+            {"actor": "ops-ben", "key": BEN},
+            "ops-ben is not a reviewer in the people directory",
+        ),
+        (
             {"now": NOW + FRESH_FOR + timedelta(seconds=1)},
             "the signature is stale: signed 2026-12-01 10:00:00 UTC, accepted for 10 minutes",
+        ),
+        (
+            {"not_before": NOW + timedelta(minutes=1, seconds=1)},
+            "the signature was made before this request was submitted",
         ),
         (
             {"signed_at": NOW + timedelta(minutes=2)},
@@ -88,6 +104,43 @@ def test_a_fresh_signature_by_the_actor_proves_the_action():
 )
 def test_what_a_signature_does_not_prove(changes, why):
     assert problem(**changes) == why
+
+
+def test_the_signed_bytes_are_exactly_these():
+    """The message format is a contract with every signer: changing it invalidates them all."""
+    at = datetime(2026, 12, 1, 10, 0, 5, 120000, tzinfo=UTC)
+    assert (
+        message("refund-c-1", "reject", "rev-ana", '已安装 "ok"', at)
+        == (
+            '["refunds-action-v1","refund-c-1","reject","rev-ana","已安装 \\"ok\\"",'
+            '"2026-12-01T10:00:05.120000+00:00"]'
+        ).encode()
+    )
+
+
+def test_a_signature_dated_at_the_edge_of_the_clock_skew_is_accepted():
+    assert timedelta(minutes=1) == CLOCK_SKEW
+    assert problem(signed_at=NOW + CLOCK_SKEW) is None
+    assert problem(signed_at=NOW + CLOCK_SKEW + timedelta(microseconds=1)) is not None
+
+
+def test_the_fingerprint_is_a_digest_of_the_signature_bytes():
+    signature = sign(ANA, "refund-cas-1", "approve", "rev-ana", "ok", NOW)
+    raw = base64.b64decode(signature.value)
+    assert fingerprint(signature) == hashlib.sha256(raw).hexdigest()[:32]
+
+
+def test_directory_entries_and_signatures_have_their_exact_sizes():
+    key = public_key_text(ANA)
+    assert len(key) == 44 and Role("customer") is Role.CUSTOMER
+    Person(person_id="p" * 64, role=Role.REVIEWER, public_key=key)
+    for bad in ({"person_id": "p" * 65}, {"public_key": key[:-1]}, {"public_key": key + "="}):
+        with pytest.raises(ValueError):
+            Person.model_validate({"person_id": "p", "role": "reviewer", "public_key": key, **bad})
+    signature = sign(ANA, "refund-cas-1", "approve", "rev-ana", "ok", NOW)
+    assert len(signature.value) == 88
+    with pytest.raises(ValueError):
+        ActionSignature(signed_at=NOW, value=signature.value + "A")
 
 
 def test_a_signature_is_good_once_however_it_is_spelled():
@@ -120,6 +173,19 @@ def test_keys_on_disk_are_private_and_reused(tmp_path):
         load_key(tmp_path, "rev-ana")
     with pytest.raises(UserError, match="may hold only letters"):
         key_path(tmp_path, "../rev-ana")
+
+
+def test_a_row_edited_by_hand_is_left_out_not_fatal(store):
+    people = PeopleDirectory(store.engine)
+    people.add("rev-ana", Role.REVIEWER, public_key_text(ANA))
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(people_table).values(
+                person_id="boss", role="boss", public_key="short", added_at=datetime.now(UTC)
+            )
+        )
+    assert list(people.active()) == ["rev-ana"]
+    assert people.unusable == ["boss"]
 
 
 def test_the_directory_adds_removes_and_brings_back(store):

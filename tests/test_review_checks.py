@@ -72,6 +72,14 @@ IN_REVIEW = ReviewContext(
             "only the requester (user-1) can cancel this request",
         ),
         ({}, ReviewAction.APPROVE, "mallory", "", "mallory is not on the reviewer list"),
+        (
+            {"reviewers": None},
+            ReviewAction.REJECT,
+            "rev-1",
+            "no",
+            "the people directory is still being read; send the action again",
+        ),
+        ({"reviewers": None}, ReviewAction.CANCEL, "user-1", "", None),
         ({}, ReviewAction.APPROVE, "user-1", "", "reviewers may not review their own request"),
         (
             {"owner": "rev-2"},

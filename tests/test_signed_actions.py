@@ -3,12 +3,15 @@ people directory's keys do, as the refund last read the directory."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
-from domain.signatures import Role, sign
+from converter import DATA_CONVERTER
+from domain.signatures import Role, public_key_text, sign
 from starter.client import RefundClient
 from storage.people import PeopleDirectory
 from tests.factories import certificate
@@ -78,8 +81,14 @@ async def test_an_unsigned_approval_is_refused_and_audited(harness):
             ),
             "the signature is stale",
         ),
+        (
+            lambda rid, at: sign(
+                key_of("rev-1"), rid, "approve", "rev-1", "", at - timedelta(minutes=5)
+            ),
+            "the signature was made before this request was submitted",
+        ),
     ],
-    ids=["another-key", "another-refund", "stale"],
+    ids=["another-key", "another-refund", "stale", "before-the-request"],
 )
 async def test_a_forged_or_stale_approval_changes_nothing(harness, forge, why):
     handle = await in_review(harness, f"sig-forged-{len(why)}")
@@ -138,7 +147,8 @@ async def test_a_removed_reviewer_is_refused_and_a_new_one_can_approve(harness):
     refunds = RefundClient(harness.client, harness.settings)
     assert people.remove("rev-1")
     enrol(harness.store.engine, {Role.REVIEWER: ["rev-3"]})
-    assert await refunds.announce_people_change() >= 1
+    announced = await refunds.announce_people_change()
+    assert announced.told >= 1 and announced.failed == 0
     status = await harness.wait_for(handle, lambda s: s.audit[-1].actor == "people-directory")
     assert status.audit[-1].action == "people directory changed"
     assert status.audit[-1].detail == "removed rev-1 (reviewer); added rev-3 (reviewer)"
@@ -199,4 +209,60 @@ async def test_an_operators_signed_retry_is_good_once(harness):
             await raw(harness, handle).execute_update(RefundWorkflow.resolve_manually, unsigned)
         assert refusal(refused.value).startswith("the action is not signed")
         await handle.execute_update(RefundWorkflow.resolve_manually, unsigned)
+        assert (await harness.result(handle)).state is RefundState.REFUNDED
+
+
+async def test_the_directory_is_read_with_the_promised_options(harness):
+    """Read within 30 s or tried again, 1 s apart backing off to a minute, with no end: a
+    refund waiting for a person must know who may act, whatever the system of record's mood."""
+    handle = await in_review(harness, "sig-options")
+    [scheduled] = [
+        e
+        async for e in handle.fetch_history_events()
+        if e.activity_task_scheduled_event_attributes.activity_type.name == "load_people"
+    ]
+    options = scheduled.activity_task_scheduled_event_attributes
+    assert options.start_to_close_timeout.ToTimedelta() == timedelta(seconds=30)
+    assert options.retry_policy.initial_interval.ToTimedelta() == timedelta(seconds=1)
+    assert options.retry_policy.maximum_interval.ToTimedelta() == timedelta(minutes=1)
+    assert options.retry_policy.maximum_attempts == 0
+    summary = DATA_CONVERTER.payload_converter.from_payload(scheduled.user_metadata.summary, str)
+    assert summary == "who may act on this refund"
+
+
+async def test_a_new_key_is_audited_and_the_old_one_refused(harness):
+    handle = await in_review(harness, "sig-new-key")
+    people = PeopleDirectory(harness.store.engine)
+    old = signed_as_sent(
+        handle.id, ReviewAction.APPROVE, ApproveInput(reviewer="rev-2"), datetime.now(UTC)
+    )
+    people.remove("rev-2")
+    people.add("rev-2", Role.REVIEWER, public_key_text(Ed25519PrivateKey.generate()))
+    await handle.signal(RefundWorkflow.people_changed)
+    status = await harness.wait_for(handle, lambda s: s.audit[-1].actor == "people-directory")
+    assert status.audit[-1].detail == "new key for rev-2 (reviewer)"
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await raw(harness, handle).execute_update(RefundWorkflow.approve_request, old)
+    assert refusal(refused.value) == "the signature does not match rev-2's key for this action"
+
+
+async def test_a_flood_of_directory_signals_is_read_once_per_burst_and_never_blocks(harness):
+    """Signals that come while the directory is being read are served by one more read, and
+    their handlers all finish, so a long refund still continues as new."""
+    async with harness.worker_with(history_event_limit=100):
+        handle = await in_review(harness, "sig-flood")
+        first = harness.handle(handle.id, run_id=handle.result_run_id)
+        for _ in range(4):
+            await asyncio.gather(*(handle.signal(RefundWorkflow.people_changed) for _ in range(20)))
+        deadline = asyncio.get_running_loop().time() + 30
+        while (await first.describe()).status is not WorkflowExecutionStatus.CONTINUED_AS_NEW:
+            assert asyncio.get_running_loop().time() < deadline, "never continued as new"
+            await asyncio.sleep(0.1)
+        loads = [
+            e
+            async for e in first.fetch_history_events()
+            if e.activity_task_scheduled_event_attributes.activity_type.name == "load_people"
+        ]
+        assert 2 <= len(loads) <= 1 + 40  # one read per burst of 20, not one per signal
+        await handle.execute_update(RefundWorkflow.approve_request, ApproveInput(reviewer="rev-1"))
         assert (await harness.result(handle)).state is RefundState.REFUNDED

@@ -12,6 +12,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.records import RecordActivities
     from domain.certificates import CertificateStatus
+    from domain.signatures import Role
     from workflows.contract import RefundState, ReviewAction
 
 from workflows.audit import bounded
@@ -98,7 +99,9 @@ class Endings:
         repair = progress.request.repair
         assert repair is not None and progress.assessment is not None
         refusal = None
-        if repair.operator not in progress.assessment.operators:
+        await self.desk.signed.waiting_for_a_person()  # the operator is checked now
+        operators = self.desk.signed.allowed(Role.OPERATOR, progress.assessment.operators)
+        if operators is None or repair.operator not in operators:
             refusal = f"{repair.operator} is not on the operator list"
         elif not await self.steps.claim_repair_order(repair):
             refusal = "no matching repair order was recorded by `refunds repair`"

@@ -203,7 +203,9 @@ class RefundWorkflow:
     def cancel(self, *payloads: Any) -> None:
         self._desk.receive_signal(ReviewAction.CANCEL, payloads, CancelInput)
 
-    @workflow.signal(name="people_changed")
+    @workflow.signal(
+        name="people_changed", unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON
+    )
     async def people_changed(self, *payloads: Any) -> None:
         """Carries nothing to trust: the directory is read again from the system of record."""
         await self._desk.signed.directory_changed()

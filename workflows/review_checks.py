@@ -22,7 +22,11 @@ class ReviewContext:
     deadline_passed: bool
     requester: str
     owner: str
-    reviewers: tuple[str, ...]
+    reviewers: tuple[str, ...] | None
+    """Who may review; ``None`` while the people directory is still being read."""
+
+
+DIRECTORY_PENDING = "the people directory is still being read; send the action again"
 
 
 def review_refusal(
@@ -44,6 +48,8 @@ def review_refusal(
         if actor != context.requester:
             return f"only the requester ({context.requester}) can cancel this request"
         return None
+    if context.reviewers is None:
+        return DIRECTORY_PENDING
     if actor not in context.reviewers:
         return f"{actor} is not on the reviewer list"
     if actor in (context.requester, context.owner):

@@ -34,6 +34,7 @@ from workflows.audit import bounded
 from workflows.payout_rules import cause
 from workflows.progress import RefundProgress
 from workflows.review_checks import (
+    DIRECTORY_PENDING,
     ReviewContext,
     cancellation_refusal,
     operator_refusal,
@@ -93,11 +94,9 @@ class ReviewDesk:
             deadline_passed=self.deadline_passed,
             requester=progress.request.requester,
             owner=progress.certificate.owner if progress.certificate else "",
-            reviewers=self.signed.holders(Role.REVIEWER)
-            if self.signed.required
-            else tuple(assessment.reviewers)
-            if assessment
-            else (),
+            reviewers=self.signed.allowed(
+                Role.REVIEWER, assessment.reviewers if assessment else ()
+            ),
         )
 
     def result(self, action: ReviewAction) -> ActionResult:
@@ -146,19 +145,20 @@ class ReviewDesk:
     def raise_if_operator_refused(self, action: OperatorInput, *, note_required: bool) -> None:
         progress = self.progress
         assessment = progress.assessment
+        reading = self.signed.reading
         refusal = operator_refusal(
             progress.refund_id,
             progress.state,
             self.operator_action is not None,
-            self.signed.holders(Role.OPERATOR)
-            if self.signed.required
-            else tuple(assessment.operators)
-            if assessment
-            else None,
+            None  # anyone here: until the directory is read, refused below
+            if reading or assessment is None
+            else self.signed.allowed(Role.OPERATOR, assessment.operators),
             action.operator,
             action.note or "",
             note_required=note_required,
         )
+        if refusal is None and reading:
+            refusal = DIRECTORY_PENDING
         if refusal is not None:
             raise ApplicationError(refusal, type=ACTION_REFUSED, non_retryable=True)
 

@@ -9,6 +9,7 @@ with the refund's own clock, so a name typed by whoever reaches Temporal proves 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio import workflow
@@ -17,9 +18,10 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.people import PeopleActivities, PeopleLookup
     from domain.signatures import ActionSignature, Person, Role, fingerprint, signature_problem
-    from workflows.contract import ReviewAction
+    from workflows.contract import RefundState, ReviewAction
 
 from workflows.progress import RefundProgress
+from workflows.review_checks import DIRECTORY_PENDING
 
 LOAD_TIMEOUT = timedelta(seconds=30)
 LOAD_RETRY = RetryPolicy(
@@ -33,6 +35,7 @@ ROLE_FOR: dict[ReviewAction, Role | None] = {
     ReviewAction.RETRY: Role.OPERATOR,
     ReviewAction.RESOLVE: Role.OPERATOR,
 }
+WAITING = frozenset({RefundState.VALIDATING_APPLICATION, RefundState.NEEDS_ATTENTION})
 
 
 class SignedActions:
@@ -43,9 +46,19 @@ class SignedActions:
         self._wanted = False
         self._loading = False
 
-    def holders(self, role: Role) -> tuple[str, ...]:
-        """Who holds ``role`` in the directory this refund trusts (nobody before it is loaded)."""
-        people = self.progress.people or {}
+    @property
+    def reading(self) -> bool:
+        """Signed actions are required and the directory has not been read yet."""
+        return self.required and self.progress.people is None
+
+    def allowed(self, role: Role, listed: Sequence[str]) -> tuple[str, ...] | None:
+        """Who may act in ``role``: the directory's holders (``None`` until it is read), or, for
+        a refund started before signed actions, the list its rules recorded (``listed``)."""
+        if not self.required:
+            return tuple(listed)
+        people = self.progress.people
+        if people is None:
+            return None
         return tuple(sorted(pid for pid, person in people.items() if person.role is role))
 
     def refusal(
@@ -60,7 +73,7 @@ class SignedActions:
             return None
         progress = self.progress
         if progress.people is None:
-            return "the people directory is still being read; send the action again"
+            return DIRECTORY_PENDING
         return signature_problem(
             progress.people,
             ROLE_FOR[action],
@@ -71,6 +84,7 @@ class SignedActions:
             signature,
             workflow.now(),
             progress.used_signatures,
+            not_before=progress.submitted_at,
         )
 
     def spend(self, signature: ActionSignature | None) -> None:
@@ -84,8 +98,11 @@ class SignedActions:
             await self.refresh()
 
     async def directory_changed(self) -> None:
-        """The ``people_changed`` signal: reload, if this refund is waiting for someone."""
-        if self.required and self.progress.people is not None:
+        """The ``people_changed`` signal: read again if this refund waits for someone (or is
+        reading right now: the change may have come after that read)."""
+        progress = self.progress
+        waiting = progress.state in WAITING and progress.people is not None
+        if self.required and (waiting or self._loading):
             await self.refresh()
 
     async def refresh(self) -> None:
