@@ -11,10 +11,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
 from converter import DATA_CONVERTER
+from domain.certificates import Channel
 from domain.signatures import Role, public_key_text, sign
 from starter.client import RefundClient
 from storage.people import PeopleDirectory
 from tests.factories import certificate
+from tests.gateways import ChannelDown
 from tests.harness import Harness, audit_actions, refusal
 from tests.signing import enrol, key_of, signed_as_sent
 from workflows.contract import (
@@ -265,4 +267,23 @@ async def test_a_flood_of_directory_signals_is_read_once_per_burst_and_never_blo
         ]
         assert 2 <= len(loads) <= 1 + 40  # one read per burst of 20, not one per signal
         await handle.execute_update(RefundWorkflow.approve_request, ApproveInput(reviewer="rev-1"))
+        assert (await harness.result(handle)).state is RefundState.REFUNDED
+
+
+async def test_a_refund_waiting_for_no_one_does_not_read_the_directory(harness):
+    """Once money moves nobody's action is awaited: a directory signal reads nothing, so a
+    flood of them cannot make a paying refund's history grow with reads."""
+    async with harness.worker_with_gateway(Channel.ALIPAY, ChannelDown) as alipay:
+        handle = await in_review(harness, "sig-paying")
+        await handle.execute_update(RefundWorkflow.approve_request, ApproveInput(reviewer="rev-1"))
+        await harness.in_state(handle, RefundState.REFUNDING)
+        await handle.signal(RefundWorkflow.people_changed)
+        await handle.query(RefundWorkflow.status)  # answered after the signal's task
+        await asyncio.sleep(1)
+        names = [
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            async for e in handle.fetch_history_events()
+        ]
+        assert names.count("load_people") == 1  # only when the review began
+        alipay.down = False
         assert (await harness.result(handle)).state is RefundState.REFUNDED
