@@ -7,14 +7,18 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY domain ./domain
 COPY workflows ./workflows
 COPY activities ./activities
 COPY starter ./starter
 COPY storage ./storage
+COPY console ./console
 COPY chaos ./chaos
 COPY bench ./bench
-COPY worker.py settings.py logs.py codec.py converter.py ./
-RUN pip install . \
+COPY mutation ./mutation
+COPY worker.py tuning.py wiring.py settings.py logs.py codec.py converter.py ./
+RUN python -m console.vendor \
+    && pip install . \
     && python -m compileall -q /app \
     && useradd --system --home /app refunds
 USER refunds

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
     ui_port: int = 8233
+    console_port: int = Field(default=8000, ge=1, le=65535)
+    console_host: str = "127.0.0.1"
+    console_secret: str | None = None
+    """Signs the console's session cookies; else a local secret in ``key_dir`` (made once)."""
 
     @field_validator("encryption_keys")
     @classmethod

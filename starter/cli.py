@@ -12,7 +12,15 @@ import sys
 
 import typer
 
-from starter import cli_attention, cli_books, cli_people, cli_records, cli_review, cli_system
+from starter import (
+    cli_attention,
+    cli_books,
+    cli_console,
+    cli_people,
+    cli_records,
+    cli_review,
+    cli_system,
+)
 from starter.errors import UserError
 
 app = typer.Typer(
@@ -43,6 +51,7 @@ app.command("repair")(cli_books.repair_command)
 app.command("schedule-reconciliation")(cli_books.schedule_reconciliation)
 app.command("codec-server")(cli_system.codec_server)
 app.command("worker")(cli_system.worker_command)
+app.command("console")(cli_console.console_command)
 app.add_typer(cli_people.people_app)
 
 

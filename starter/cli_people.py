@@ -3,12 +3,15 @@ machine and records its public half in the directory; ``remove`` revokes it; ``l
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from console.passwords import demo_passwords, set_password
 from domain.errors import StatusConflictError
 from domain.signatures import Role, public_key_text
 from domain.values import id_problem
@@ -17,6 +20,7 @@ from starter.cli_common import JsonFlag, call_temporal, load_settings
 from starter.errors import UserError
 from starter.people_keys import enrol, key_path, own_key
 from starter.render import console, print_json
+from storage.accounts import ConsoleAccounts
 from storage.database import open_database
 from storage.people import PeopleDirectory
 
@@ -44,12 +48,34 @@ def enroll(settings: Settings, people_by_role: Mapping[Role, Iterable[str]]) -> 
     return enrol(directory(settings), settings.key_dir, people_by_role)
 
 
+PasswordFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--password-file", help="Console password, read from this file (else asked for here)."
+    ),
+]
+
+
+def print_demo_accounts(settings: Settings, person_ids: list[str]) -> None:
+    """Console passwords for demo people who have none (and are in the directory), shown once."""
+    engine = open_database(settings.database_url)
+    active = PeopleDirectory(engine).active()
+    wanted = [person_id for person_id in dict.fromkeys(person_ids) if person_id in active]
+    made = demo_passwords(ConsoleAccounts(engine), wanted)
+    if made:
+        console.print("console accounts (shown once; change with `refunds people password ID`):")
+        for person_id, password in made.items():
+            console.print(f"  {person_id:<12} {active[person_id].role.value:<9} {password}")
+
+
 @people_app.command("add")
 def add(
     person_id: Annotated[str, typer.Argument(help="The person's id, e.g. rev-ana.")],
     role: Annotated[Role, typer.Option("--role", help="What they do.")],
+    password_file: PasswordFile = None,
 ) -> None:
-    """Add someone: their signing key is made here (or reused) and its public half recorded."""
+    """Add someone: their signing key is made here (or reused) and its public half recorded;
+    their console password is set from --password-file, or asked for on a terminal."""
     settings = load_settings()
     people = directory(settings)
     try:
@@ -62,6 +88,8 @@ def add(
     console.print(
         f"added {person_id} as {role.value}; private key {key_path(settings.key_dir, person_id)}"
     )
+    if password_file is not None or sys.stdin.isatty():
+        set_console_password(settings, person_id, password_file)
     if role is Role.CUSTOMER:  # only their own refunds need them, and read them when they start
         console.print("refunds already waiting learn of it by `refunds people announce`")
         return
@@ -79,6 +107,35 @@ def remove(
     key_path(settings.key_dir, person_id).unlink(missing_ok=True)
     console.print(f"removed {person_id}; their signing key on this machine is deleted")
     announce(settings)
+
+
+@people_app.command("password")
+def password_command(
+    person_id: Annotated[str, typer.Argument(help="Whose console password to set.")],
+    password_file: PasswordFile = None,
+) -> None:
+    """Set or change someone's console password."""
+    settings = load_settings()
+    if checked_id(person_id) not in directory(settings).active():
+        raise UserError(f"{person_id} is not in the people directory")
+    set_console_password(settings, person_id, password_file)
+
+
+def set_console_password(settings: Settings, person_id: str, source: Path | None) -> None:
+    if source is None:
+        password = typer.prompt(
+            f"console password for {person_id}", hide_input=True, confirmation_prompt=True
+        )
+    else:
+        try:
+            password = source.read_text().rstrip("\n")
+        except OSError as err:
+            raise UserError(f"cannot read {source}: {err.strerror}") from None
+    try:
+        set_password(ConsoleAccounts(open_database(settings.database_url)), person_id, password)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    console.print(f"console password set for {person_id}")
 
 
 @people_app.command("announce")

@@ -21,7 +21,8 @@ from starter.cli_common import (
     certificate_store,
     load_settings,
 )
-from starter.cli_people import enroll
+from starter.cli_console import ConsolePort
+from starter.cli_people import enroll, print_demo_accounts
 from starter.client import RefundClient, connect, metrics_runtime
 from starter.codec_server import codec_app, is_loopback, loopback_hosts
 from starter.demo import Demo, DemoResult, link_lines, outcome_table
@@ -121,6 +122,7 @@ def up(
     seed_demo: Annotated[
         bool, typer.Option("--seed-demo", help="Load demo certificates into an empty database.")
     ] = False,
+    console_port: ConsolePort = None,
 ) -> None:
     """Run the Temporal dev server (Web UI, SQLite) and a worker in the foreground."""
     limit_malloc_arenas()
@@ -139,6 +141,8 @@ def up(
     added = enroll(settings, {**roles, Role.CUSTOMER: owners})
     if added:
         console.print(f"people directory: added {', '.join(added)} (keys in {settings.key_dir})")
+    if seed_demo:
+        print_demo_accounts(settings, [*settings.reviewers, *settings.operators, *owners])
     made = ensure_local_key(settings)
     if made is not None:
         console.print(f"payloads are encrypted with the local key in {made}")
@@ -149,5 +153,6 @@ def up(
         database_file=temporal_db,
         namespace=settings.namespace,
         codec_port=settings.codec_port,
+        console_port=console_port or settings.console_port,
     )
     raise typer.Exit(asyncio.run(run_up(settings, options, announce_people=bool(added))))

@@ -21,6 +21,7 @@ import structlog
 from aiohttp import web
 from temporalio.client import Client
 
+from console.serve import console_server, console_url
 from settings import Settings
 from starter.client import RefundClient, connect, metrics_runtime
 from starter.codec_server import codec_app, loopback_hosts
@@ -53,6 +54,8 @@ class DevServerOptions:
     namespace: str
     codec_port: int | None = None
     """Where the Web UI's codec endpoint listens on loopback (``None``: nothing is encrypted)."""
+    console_port: int | None = None
+    """Where the refund console listens (``None``: not served)."""
 
     @property
     def ui_url(self) -> str:
@@ -154,11 +157,14 @@ async def run_up(
     ports = [(options.host, options.port, "Temporal"), (options.host, options.ui_port, "Web UI")]
     if options.codec_port is not None:
         ports.append(("127.0.0.1", options.codec_port, "codec endpoint"))
+    if options.console_port is not None:
+        ports.append((settings.console_host, options.console_port, "console"))
     for host, port, what in ports:
         if not _port_is_free(host, port):
             raise UserError(
                 f"port {port} for the {what} is in use: is another `refunds up` running? "
-                "Choose others with REFUNDS_TEMPORAL_ADDRESS / --ui-port / REFUNDS_CODEC_PORT"
+                "Choose others with REFUNDS_TEMPORAL_ADDRESS / --ui-port / REFUNDS_CODEC_PORT / "
+                "--console-port"
             )
     options.database_file.parent.mkdir(parents=True, exist_ok=True)
     codec_endpoint = await start_codec_endpoint(settings, options)
@@ -185,6 +191,12 @@ async def run_up(
                 web_ui=options.ui_url,
                 task_queue=settings.task_queue,
             )
+            console = None
+            if options.console_port is not None:
+                shown = settings.model_copy(update={"ui_port": options.ui_port})
+                console = console_server(shown, options.console_port, embedded=True)
+                serving = asyncio.ensure_future(console.serve())
+                print(f"Refund console: {console_url(shown, options.console_port)}", flush=True)
             if options.codec_url is not None:
                 print(f"Codec endpoint: {options.codec_url} (this machine only)", flush=True)
             print(f"Temporal Web UI: {options.ui_url}", flush=True)
@@ -197,6 +209,9 @@ async def run_up(
             stopped = asyncio.ensure_future(stop.wait())
             await asyncio.wait({server_gone, stopped}, return_when=asyncio.FIRST_COMPLETED)
             stopped.cancel()
+            if console is not None:
+                console.should_exit = True
+                await serving
             if server_gone.done():
                 log.error("the Temporal dev server exited", code=process.returncode)
                 return 1

@@ -32,13 +32,13 @@ def ensure_local_key(settings: Settings) -> Path | None:
     if not path.exists():
         private_folder(path.parent)
         key_id = f"local-{datetime.now(UTC):%Y%m%d}"
-        _write_once(path, f"{key_id}:{new_key()}\n")
+        write_once(path, f"{key_id}:{new_key()}\n")
     if encryption_codec(settings) is None:
         raise UserError(f"{path} holds no key: move it away and start `refunds up` again")
     return path
 
 
-def _write_once(path: Path, text: str) -> None:
+def write_once(path: Path, text: str) -> None:
     """``text`` in ``path`` (0600), whole or not at all, unless ``path`` already exists."""
     draft = path.with_name(f".{path.name}.{os.getpid()}")
     descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

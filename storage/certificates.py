@@ -96,6 +96,18 @@ class CertificateStore:
             raise CertificateNotFoundError(f"no certificate {certificate_id!r}")
         return found
 
+    def owned_by(self, owner: str, limit: int = 200) -> list[Certificate]:
+        """An owner's certificates, newest purchase first (at most ``limit``)."""
+        with self.engine.connect() as conn:
+            ids = conn.execute(
+                select(certificates.c.certificate_id)
+                .where(certificates.c.owner == owner)
+                .order_by(certificates.c.purchased_at.desc(), certificates.c.certificate_id)
+                .limit(limit)
+            ).scalars()
+            found = [self._read(conn, certificate_id) for certificate_id in list(ids)]
+        return [certificate for certificate in found if certificate is not None]
+
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(certificates)).scalar_one())

@@ -153,6 +153,17 @@ people = Table(
 )
 """Who may act on refunds, with the public half of their signing key (``refunds people``)."""
 
+console_accounts = Table(
+    "console_accounts",
+    metadata,
+    Column("person_id", String(64), primary_key=True),
+    Column("password_hash", String(256), nullable=False),
+    Column("failed_sign_ins", Integer, nullable=False, default=0),
+    Column("locked_until", UTCDateTime),
+    Column("changed_at", UTCDateTime, nullable=False),
+)
+"""A person's console password (an Argon2 hash, never the password) and their lockout."""
+
 support_tickets = Table(
     "support_tickets",
     metadata,

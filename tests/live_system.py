@@ -57,6 +57,7 @@ class System:
             "REFUNDS_REVIEWERS": "rev-1,rev-2",
             "REFUNDS_UI_PORT": str(self.ui_port),
             "REFUNDS_CODEC_PORT": str(free_port()),
+            "REFUNDS_CONSOLE_PORT": str(free_port()),
             "REFUNDS_KEY_DIR": str(workdir / "var" / "keys"),
             "COLUMNS": "200",
         }

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +168,15 @@ def test_the_ui_decodes_through_the_codec_server(compose):
     assert codec["command"] == [*("refunds", "codec-server", "--host", "0.0.0.0", "--port", "8081")]
     assert codec["environment"]["REFUNDS_CODEC_CORS_ORIGINS"] == "http://localhost:8080"
     assert codec["environment"]["REFUNDS_CODEC_AUTH_TOKEN"] == TOKEN
+
+
+def test_the_image_copies_every_package_and_module_it_installs():
+    """`pip install .` in the Dockerfile needs every package and module pyproject.toml names."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    copied = " ".join(
+        line.split(maxsplit=1)[1]
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+    ).split()
+    wanted = list(config["packages"]) + [f"{name}.py" for name in config["py-modules"]]
+    assert [name for name in wanted if name not in copied] == []

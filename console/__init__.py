@@ -1,0 +1,1 @@
+"""The refund console: customers' and reviewers' web pages on the refund engine."""

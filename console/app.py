@@ -1,0 +1,149 @@
+"""``refunds console``: the FastAPI application, its sessions, and signing in and out.
+
+Pages are server-rendered (Jinja2) and work without JavaScript; htmx, from its npm package,
+refreshes a refund's progress where the browser runs it. Every action reaches the workflow through
+``RefundClient`` as the signed-in person, signed with their key, so the console can do nothing that
+person could not do from the CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.sessions import SessionMiddleware
+
+from console import views
+from console.customer_pages import customer_routes
+from console.passwords import sign_in
+from console.security import (
+    SESSION_COOKIE,
+    SESSION_HOURS,
+    check_csrf,
+    csrf_token,
+    session_secret,
+    signed_in,
+)
+from domain.signatures import Role
+from settings import Settings
+from starter.client import RefundClient, connect
+from storage.accounts import ConsoleAccounts
+from storage.certificates import CertificateStore
+from storage.database import open_database
+from storage.people import PeopleDirectory
+
+HERE = Path(__file__).parent
+HOME = {Role.CUSTOMER: "/certificates", Role.REVIEWER: "/reviews", Role.OPERATOR: "/attention"}
+
+
+@dataclass
+class Console:
+    """What every page needs: settings, the system of record, and Temporal."""
+
+    settings: Settings
+    people: PeopleDirectory
+    accounts: ConsoleAccounts
+    store: CertificateStore
+    templates: Jinja2Templates
+    refunds: RefundClient | None = None
+
+    def client(self) -> RefundClient:
+        if self.refunds is None:
+            raise HTTPException(503, "Temporal is not reachable; try again in a moment")
+        return self.refunds
+
+    def page(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        lang = views.language(request.headers.get("accept-language"))
+        person = signed_in(request, self.people)
+        return self.templates.TemplateResponse(
+            request,
+            name,
+            {
+                "lang": lang,
+                "person": person,
+                "csrf": csrf_token(request),
+                "views": views,
+                "zone": self.settings.zone,
+                "web_ui": f"http://localhost:{self.settings.ui_port}/namespaces/"
+                f"{self.settings.namespace}/workflows",
+                **context,
+            },
+            status_code=status,
+        )
+
+
+def create_app(settings: Settings, *, connect_temporal: bool = True) -> FastAPI:
+    engine = open_database(settings.database_url)
+    templates = Jinja2Templates(directory=HERE / "templates")
+    console = Console(
+        settings,
+        PeopleDirectory(engine),
+        ConsoleAccounts(engine),
+        CertificateStore(engine),
+        templates,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if connect_temporal:
+            console.refunds = RefundClient(await connect(settings), settings)
+        yield
+
+    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.console = console
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(settings),
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_HOURS * 3600,
+        same_site="strict",
+        https_only=False,
+    )
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, err: HTTPException) -> Response:
+        return console.page(request, "error.html", status=err.status_code, message=err.detail)
+
+    @app.get("/", response_model=None)
+    async def home(request: Request) -> Response:
+        person = signed_in(request, console.people)
+        return RedirectResponse(HOME[person.role] if person else "/sign-in", status_code=303)
+
+    @app.get("/sign-in", response_class=HTMLResponse)
+    async def sign_in_page(request: Request) -> Response:
+        return console.page(request, "sign_in.html")
+
+    @app.post("/sign-in", response_model=None)
+    async def sign_in_form(
+        request: Request,
+        person_id: str = Form(""),
+        password: str = Form(""),
+        csrf: str = Form(""),
+    ) -> Response:
+        check_csrf(request, csrf)
+        result = sign_in(
+            console.people, console.accounts, person_id.strip(), password, datetime.now(UTC)
+        )
+        if result.person is None:
+            return console.page(request, "sign_in.html", status=401, refusal=result.refusal)
+        request.session.clear()
+        request.session["person"] = result.person.person_id
+        return RedirectResponse(HOME[result.person.role], status_code=303)
+
+    @app.post("/sign-out", response_model=None)
+    async def sign_out(request: Request, csrf: str = Form("")) -> Response:
+        check_csrf(request, csrf)
+        request.session.clear()
+        return RedirectResponse("/sign-in", status_code=303)
+
+    customer_routes(app, console)
+    return app
