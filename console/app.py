@@ -32,6 +32,7 @@ from console.security import (
     session_secret,
     signed_in,
 )
+from console.staff_pages import staff_routes
 from domain.signatures import Role
 from settings import Settings
 from starter.client import RefundClient, connect
@@ -146,4 +147,5 @@ def create_app(settings: Settings, *, connect_temporal: bool = True) -> FastAPI:
         return RedirectResponse("/sign-in", status_code=303)
 
     customer_routes(app, console)
+    staff_routes(app, console)
     return app

@@ -260,6 +260,20 @@ class RefundClient:
         await asyncio.gather(*map(add_details, found))
         return sorted(found, key=lambda p: (p.review_deadline is None, p.review_deadline))
 
+    async def needing_attention(self, limit: int = 200) -> list[RefundStatus]:
+        """Running refunds waiting for an operator, as their status queries answer."""
+        query = (
+            "WorkflowType = 'RefundWorkflow' AND ExecutionStatus = 'Running' "
+            f"AND {REFUND_STATE.name} = '{RefundState.NEEDS_ATTENTION.value}'"
+        )
+        found: list[RefundStatus] = []
+        async for execution in self.client.list_workflows(query, limit=limit):
+            try:
+                found.append(await self.status(execution.id))
+            except UserError:
+                continue  # it finished since the listing
+        return found
+
     async def announce_people_change(self) -> Announcement:
         """Tell every running refund the people directory changed.
 

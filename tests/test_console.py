@@ -199,3 +199,39 @@ async def test_a_customer_applies_sees_it_refunded_and_cancels_another(browser_s
     ]
     listed = (await client.get("/refunds?show=refunded")).text
     assert "con-auto" in listed and "con-review" not in listed
+
+
+async def test_the_reviewer_desk_decides_and_refuses_a_reviewers_own_request(
+    browser_session, harness
+):
+    harness.store.seed(
+        [
+            certificate("con-desk", purchased_at=now() - timedelta(days=10)),
+            certificate("con-own", purchased_at=now() - timedelta(days=10), owner="rev-1"),
+        ]
+    )
+    for cert_id in ("con-desk", "con-own"):
+        handle = await harness.submit(harness.store.get(cert_id))
+        await harness.in_state(handle, "validating_application")
+    desk = browser_session()
+    await signed_in(desk, "rev-1")
+    queue = (await desk.get("/reviews")).text
+    assert queue.index("con-desk") > 0 and "con-own" in queue
+    assert "con-desk" not in (await desk.get("/reviews?reason=other")).text
+    [own_id] = re.findall(r'href="/reviews/(refund-con-own[^"]*)"', queue)
+    own = (await desk.get(f"/reviews/{own_id}")).text
+    assert "This is your own request" in own
+    answer = await desk.post(f"/reviews/{own_id}/approve", data={"csrf": csrf(own)})
+    flashed = (await desk.get(answer.headers["location"])).text
+    assert "refused: reviewers may not review their own request" in flashed
+    [desk_id] = re.findall(r'href="/reviews/(refund-con-desk[^"]*)"', queue)
+    page = (await desk.get(f"/reviews/{desk_id}")).text
+    await desk.post(f"/reviews/{desk_id}/reject", data={"reason": "in use", "csrf": csrf(page)})
+    rejected = await harness.result(harness.handle(desk_id))
+    assert rejected.state.value == "rejected" and rejected.rejection_reason == "in use"
+    assert ("rev-1", "reject (update)", True) in [
+        (e.actor, e.action, e.accepted) for e in rejected.audit
+    ]
+    customer = browser_session()
+    await signed_in(customer, "user-1")
+    assert (await customer.get("/reviews")).status_code == 403
