@@ -39,7 +39,7 @@ def browser_session(harness: Harness, tmp_path):
     )
     write_keys(settings.key_dir, [p for ids in CAST.values() for p in ids])
     accounts = ConsoleAccounts(harness.store.engine)
-    for person_id in ("user-1", "user-2", "rev-1"):
+    for person_id in ("user-1", "user-2", "rev-1", "operator-1"):
         set_password(accounts, person_id, PASSWORD)
     app = create_app(settings, connect_temporal=False)
     app.state.console.refunds = RefundClient(harness.env.client, settings)
@@ -191,6 +191,10 @@ async def test_a_customer_applies_sees_it_refunded_and_cancels_another(browser_s
     await harness.in_state(harness.handle("refund-con-review"), "validating_application")
     waiting = (await client.get("/refunds/refund-con-review")).text
     assert "Cancel refund" in waiting and "Validating Application" in waiting
+    assert "13800138000" not in waiting  # the contact is for the reviewer
+    reviewer = browser_session()
+    await signed_in(reviewer, "rev-1")
+    assert "mobile 13800138000" in (await reviewer.get("/reviews/refund-con-review")).text
     await client.post("/refunds/refund-con-review/cancel", data={"csrf": token})
     cancelled = await harness.result(harness.handle("refund-con-review"))
     assert cancelled.state.value == "cancelled"
@@ -235,3 +239,41 @@ async def test_the_reviewer_desk_decides_and_refuses_a_reviewers_own_request(
     customer = browser_session()
     await signed_in(customer, "user-1")
     assert (await customer.get("/reviews")).status_code == 403
+
+
+async def test_the_console_speaks_the_browsers_language(browser_session, harness):
+    client = browser_session()
+    chinese = (await client.get("/sign-in", headers={"Accept-Language": "zh-CN,zh;q=0.9"})).text
+    assert '<html lang="zh-CN">' in chinese and "登录" in chinese
+    english = (await client.get("/sign-in", headers={"Accept-Language": "fr-FR,en;q=0.5"})).text
+    assert '<html lang="en">' in english and "Sign in" in english
+    harness.store.seed([certificate("con-zh", purchased_at=now() - timedelta(days=2))])
+    await signed_in(client, "user-1")
+    form = (await client.get("/certificates/con-zh/refund", headers={"Accept-Language": "zh"})).text
+    assert "不再需要该证书。" in form and "退款申请" in form
+
+
+async def test_an_operator_resolves_what_needs_attention(browser_session, harness):
+    async with harness.worker_with(fault_reject=["bank-dead"]):
+        cert = certificate(
+            "con-attention",
+            purchased_at=now() - timedelta(days=1),
+            payments=[{"channel": "bank", "amount": "300.00", "reference": "bank-dead"}],
+        )
+        handle = await harness.submit(cert)
+        await harness.in_state(handle, "needs_attention")
+        operator = browser_session()
+        assert (await signed_in(operator, "operator-1")).headers["location"] == "/attention"
+        page = (await operator.get("/attention")).text
+        assert handle.id in page and "Resolve" in page
+        refused = await operator.post(
+            f"/attention/{handle.id}/resolve", data={"note": " ", "csrf": csrf(page)}
+        )
+        flashed = (await operator.get(refused.headers["location"])).text
+        assert "refused: say what was done: a manual resolution needs a note" in flashed
+        await operator.post(
+            f"/attention/{handle.id}/resolve",
+            data={"note": "paid by wire transfer", "csrf": csrf(page)},
+        )
+        done = await harness.result(handle)
+    assert done.state.value == "refunded" and done.legs[0].status.value == "returned_manually"

@@ -7,14 +7,17 @@ Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright`` Pyt
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.factories import certificate
 from tests.live_system import System, require_system, running_system
 from tests.test_web_ui import CHROMIUM, CHROMIUM_ARGS
 
@@ -148,3 +151,21 @@ def test_strangers_other_customers_and_forged_forms_are_refused(system, chromium
     )
     assert forged.status == 403
     assert "refund-demo-cancel" not in other.goto(address + "/refunds").text()
+
+
+def test_a_reviewer_cannot_approve_their_own_request(system, chromium, tmp_path):
+    bought = datetime.now(UTC) - timedelta(days=10)
+    own = certificate("demo-own", purchased_at=bought, owner="rev-2")
+    seed = tmp_path / "own.json"
+    seed.write_text(json.dumps([own.model_dump(mode="json", exclude={"held_by", "released_by"})]))
+    system.run("seed", str(seed))
+    system.run("submit", "demo-own", "--requester", "rev-2", "--reason", "no_longer_needed")
+    assert system.json("status", "refund-demo-own", "--wait")["state"] == "validating_application"
+    page = person(chromium, system, "rev-2")
+    page.goto(console_address(system) + "/reviews/refund-demo-own")
+    assert "This is your own request" in page.locator("main").inner_text()
+    page.get_by_role("button", name="Approve").click()
+    assert "refused: reviewers may not review their own request" in (
+        page.get_by_role("status").inner_text()
+    )
+    assert system.json("status", "refund-demo-own")["state"] == "validating_application"

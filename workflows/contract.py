@@ -233,6 +233,8 @@ class RefundStatus(BaseModel):
     requester: str
     reason: RefundReason
     feedback: str | None = None
+    support_contact: SupportContact | None = None
+    """For the reviewer; encrypted like every payload, never in search attributes or logs."""
     state: RefundState
     decision_pending: bool = False
     """A review decision (or the deadline) was taken and is being carried out."""

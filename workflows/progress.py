@@ -133,6 +133,7 @@ class RefundProgress:
             requester=request.requester,
             reason=request.reason,
             feedback=request.feedback,
+            support_contact=request.support_contact,
             state=self.state,
             decision_pending=self.state is RefundState.VALIDATING_APPLICATION
             and self.decision_pending,
