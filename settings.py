@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     console_host: str = "127.0.0.1"
     console_secret: str | None = None
     """Signs the console's session cookies; else a local secret in ``key_dir`` (made once)."""
+    console_secure_cookies: bool = False
+    """Send the session cookie over HTTPS only: set it when TLS is in front of the console."""
 
     @field_validator("encryption_keys")
     @classmethod

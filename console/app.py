@@ -106,7 +106,7 @@ def create_app(settings: Settings, *, connect_temporal: bool = True) -> FastAPI:
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_HOURS * 3600,
         same_site="strict",
-        https_only=False,
+        https_only=settings.console_secure_cookies,
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

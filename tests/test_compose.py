@@ -54,6 +54,7 @@ def host_ip(port: str | dict[str, Any]) -> str:
 def filled_example() -> str:
     example = (ROOT / "deploy" / "refunds.env.example").read_text()
     example = example.replace("REPLACE_WITH_32_BYTES_BASE64", new_key())
+    example = example.replace("REPLACE_WITH_A_LONG_RANDOM_SECRET", "s" * 40)
     return example.replace("REPLACE_WITH_A_LONG_RANDOM_TOKEN", TOKEN)
 
 
@@ -65,7 +66,9 @@ def compose(tmp_path_factory) -> dict[str, Any]:
     return config
 
 
-@pytest.mark.parametrize("missing", ["REFUNDS_ENCRYPTION_KEYS", "REFUNDS_CODEC_AUTH_TOKEN"])
+@pytest.mark.parametrize(
+    "missing", ["REFUNDS_ENCRYPTION_KEYS", "REFUNDS_CODEC_AUTH_TOKEN", "REFUNDS_CONSOLE_SECRET"]
+)
 def test_the_stack_refuses_to_start_without_keys_or_a_codec_token(tmp_path, missing):
     env = "\n".join(
         line for line in filled_example().splitlines() if not line.startswith(f"{missing}=")
@@ -81,7 +84,7 @@ def test_published_ports_listen_on_this_host_only_unless_opened(compose, tmp_pat
         for name, service in compose["services"].items()
         if "ports" in service
     }
-    assert set(published) == {"temporal", "temporal-ui", "codec-server"}
+    assert set(published) == {"temporal", "temporal-ui", "codec-server", "console"}
     for name, ports in published.items():
         assert [host_ip(port) for port in ports] == ["127.0.0.1"], name
     opened = compose_config(tmp_path, filled_example() + "REFUNDS_PUBLISH_ADDRESS=0.0.0.0\n")
@@ -100,6 +103,7 @@ def test_every_service_is_there(compose):
         "worker",
         "reconciliation-schedule",
         "codec-server",
+        "console",
     }
 
 
@@ -180,3 +184,15 @@ def test_the_image_copies_every_package_and_module_it_installs():
     ).split()
     wanted = list(config["packages"]) + [f"{name}.py" for name in config["py-modules"]]
     assert [name for name in wanted if name not in copied] == []
+
+
+def test_the_console_signs_as_people_with_keys_kept_in_a_volume(compose):
+    console = compose["services"]["console"]
+    assert console["command"] == ["refunds", "console", "--console-port", "8000"]
+    environment = console["environment"]
+    assert environment["REFUNDS_KEY_DIR"] == "/keys"
+    assert environment["REFUNDS_CONSOLE_HOST"] == "0.0.0.0"  # inside; published on loopback
+    assert environment["REFUNDS_DATABASE_URL"].endswith("@postgresql:5432/refunds")
+    [keys] = console["volumes"]
+    target = keys["target"] if isinstance(keys, dict) else keys.split(":")[1]
+    assert target == "/keys"

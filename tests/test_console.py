@@ -14,6 +14,7 @@ from console.app import create_app
 from console.passwords import set_password
 from starter.client import RefundClient
 from storage.accounts import MAX_FAILURES, ConsoleAccounts
+from storage.people import PeopleDirectory
 from tests.factories import certificate
 from tests.harness import Harness
 from tests.signing import CAST, key_of
@@ -277,3 +278,12 @@ async def test_an_operator_resolves_what_needs_attention(browser_session, harnes
         )
         done = await harness.result(handle)
     assert done.state.value == "refunded" and done.legs[0].status.value == "returned_manually"
+
+
+async def test_someone_removed_from_the_directory_is_signed_out_at_once(browser_session, harness):
+    client = browser_session()
+    await signed_in(client, "user-2")
+    assert (await client.get("/certificates")).status_code == 200
+    PeopleDirectory(harness.store.engine).remove("user-2")
+    assert (await client.get("/certificates")).status_code == 403
+    assert (await client.get("/")).headers["location"] == "/sign-in"
