@@ -20,7 +20,8 @@ COPY worker.py tuning.py wiring.py settings.py logs.py codec.py converter.py ./
 RUN python -m console.vendor \
     && pip install . \
     && python -m compileall -q /app \
-    && useradd --system --home /app refunds
+    && useradd --system --home /app refunds \
+    && install -d -m 0700 -o refunds /keys
 USER refunds
 
 # Metrics for Prometheus when REFUNDS_METRICS_PORT is set.

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     console_host: str = "127.0.0.1"
     console_secret: str | None = None
     """Signs the console's session cookies; else a local secret in ``key_dir`` (made once)."""
+    web_ui_url: str | None = None
+    """Where people open the Temporal Web UI (default ``http://localhost:<ui_port>``)."""
     console_secure_cookies: bool = False
     """Send the session cookie over HTTPS only: set it when TLS is in front of the console."""
 
@@ -84,6 +86,21 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_keys(cls, value: str) -> str:
         parse_keys(value)
+        return value
+
+    @property
+    def web_ui_workflows(self) -> str:
+        base = (self.web_ui_url or f"http://localhost:{self.ui_port}").rstrip("/")
+        return f"{base}/namespaces/{self.namespace}/workflows"
+
+    @field_validator("console_secret")
+    @classmethod
+    def _strong_secret(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) < 32 or value.startswith("REPLACE")):
+            raise ValueError(
+                "must be a random secret of at least 32 characters, e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         return value
 
     @field_validator("codec_auth_token")

@@ -8,7 +8,7 @@ person could not do from the CLI.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +19,8 @@ from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from console import views
@@ -27,10 +29,10 @@ from console.passwords import sign_in
 from console.security import (
     SESSION_COOKIE,
     SESSION_HOURS,
+    Gate,
     check_csrf,
     csrf_token,
     session_secret,
-    signed_in,
 )
 from console.staff_pages import staff_routes
 from domain.signatures import Role
@@ -54,6 +56,7 @@ class Console:
     accounts: ConsoleAccounts
     store: CertificateStore
     templates: Jinja2Templates
+    gate: Gate
     refunds: RefundClient | None = None
 
     def client(self) -> RefundClient:
@@ -63,7 +66,7 @@ class Console:
 
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
         lang = views.language(request.headers.get("accept-language"))
-        person = signed_in(request, self.people)
+        person = self.gate.signed_in(request)
         return self.templates.TemplateResponse(
             request,
             name,
@@ -73,8 +76,7 @@ class Console:
                 "csrf": csrf_token(request),
                 "views": views,
                 "zone": self.settings.zone,
-                "web_ui": f"http://localhost:{self.settings.ui_port}/namespaces/"
-                f"{self.settings.namespace}/workflows",
+                "web_ui": self.settings.web_ui_workflows,
                 **context,
             },
             status_code=status,
@@ -84,12 +86,14 @@ class Console:
 def create_app(settings: Settings, *, connect_temporal: bool = True) -> FastAPI:
     engine = open_database(settings.database_url)
     templates = Jinja2Templates(directory=HERE / "templates")
+    people, accounts = PeopleDirectory(engine), ConsoleAccounts(engine)
     console = Console(
         settings,
-        PeopleDirectory(engine),
-        ConsoleAccounts(engine),
+        people,
+        accounts,
         CertificateStore(engine),
         templates,
+        Gate(people, accounts),
     )
 
     @asynccontextmanager
@@ -110,13 +114,23 @@ def create_app(settings: Settings, *, connect_temporal: bool = True) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
-    @app.exception_handler(HTTPException)
-    async def refused(request: Request, err: HTTPException) -> Response:
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, err: StarletteHTTPException) -> Response:
         return console.page(request, "error.html", status=err.status_code, message=err.detail)
+
+    @app.middleware("http")
+    async def no_caching_no_framing(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @app.get("/", response_model=None)
     async def home(request: Request) -> Response:
-        person = signed_in(request, console.people)
+        person = console.gate.signed_in(request)
         return RedirectResponse(HOME[person.role] if person else "/sign-in", status_code=303)
 
     @app.get("/sign-in", response_class=HTMLResponse)
@@ -131,19 +145,20 @@ def create_app(settings: Settings, *, connect_temporal: bool = True) -> FastAPI:
         csrf: str = Form(""),
     ) -> Response:
         check_csrf(request, csrf)
-        result = sign_in(
-            console.people, console.accounts, person_id.strip(), password, datetime.now(UTC)
+        now = datetime.now(UTC)
+        # Argon2 takes tens of milliseconds and 64 MiB: never on the event loop the worker shares.
+        result = await run_in_threadpool(
+            sign_in, console.people, console.accounts, person_id.strip(), password, now
         )
         if result.person is None:
             return console.page(request, "sign_in.html", status=401, refusal=result.refusal)
-        request.session.clear()
-        request.session["person"] = result.person.person_id
+        console.gate.open(request, result.person, now)
         return RedirectResponse(HOME[result.person.role], status_code=303)
 
     @app.post("/sign-out", response_model=None)
     async def sign_out(request: Request, csrf: str = Form("")) -> Response:
         check_csrf(request, csrf)
-        request.session.clear()
+        console.gate.close(request, datetime.now(UTC))
         return RedirectResponse("/sign-in", status_code=303)
 
     customer_routes(app, console)

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from console import views
-from console.security import check_csrf, require
+from console.security import check_csrf
 from domain.certificates import Certificate
 from domain.errors import CertificateNotFoundError
 from domain.signatures import Role
@@ -23,7 +23,13 @@ from domain.values import describe_validation_error
 from starter.client import refund_id_for
 from starter.errors import UserError
 from workflows.business_days import BusinessCalendar
-from workflows.contract import CancelInput, RefundReason, RefundRequest, RefundStatus
+from workflows.contract import (
+    FINAL_STATES,
+    CancelInput,
+    RefundReason,
+    RefundRequest,
+    RefundStatus,
+)
 from workflows.policy import assess, refund_action_shown
 
 if TYPE_CHECKING:
@@ -37,7 +43,7 @@ def customer_routes(app: FastAPI, console: Console) -> None:
     settings = console.settings
 
     def own_certificate(request: Request, certificate_id: str) -> Certificate:
-        person = require(request, console.people, Role.CUSTOMER)
+        person = console.gate.require(request, Role.CUSTOMER)
         try:
             certificate = console.store.get(certificate_id[:64])
         except CertificateNotFoundError:
@@ -54,7 +60,7 @@ def customer_routes(app: FastAPI, console: Console) -> None:
 
     @app.get("/certificates", response_model=None)
     async def certificates(request: Request) -> Response:
-        person = require(request, console.people, Role.CUSTOMER)
+        person = console.gate.require(request, Role.CUSTOMER)
         now = datetime.now(UTC)
         owned = console.store.owned_by(person.person_id)
         rows = [(c, refundable(c, now)) for c in owned]
@@ -116,7 +122,17 @@ def customer_routes(app: FastAPI, console: Console) -> None:
         return RedirectResponse(f"/refunds/{handle.id}", status_code=303)
 
     async def own_refund(request: Request, refund_id: str) -> RefundStatus:
-        person = require(request, console.people)
+        """The refund, for its requester or staff; a customer learns nothing of anyone else's."""
+        person = console.gate.require(request)
+        if person.role is Role.CUSTOMER:
+            prefix = refund_id_for("")
+            certificate_id = refund_id[len(prefix) :] if refund_id.startswith(prefix) else ""
+            try:
+                owner = console.store.get(certificate_id[:64]).owner if certificate_id else None
+            except CertificateNotFoundError:
+                owner = None
+            if owner != person.person_id:
+                raise HTTPException(403, "this refund is not yours")
         try:
             status = await console.client().status(refund_id[:80])
         except UserError as err:
@@ -128,16 +144,17 @@ def customer_routes(app: FastAPI, console: Console) -> None:
     @app.get("/refunds/{refund_id}", response_model=None)
     async def refund(request: Request, refund_id: str) -> Response:
         status = await own_refund(request, refund_id)
-        partial = request.headers.get("hx-request") == "true"
-        return console.page(
-            request, "refund_progress.html" if partial else "refund.html", status_=status
-        )
+        if request.headers.get("hx-request") != "true":
+            return console.page(request, "refund.html", status_=status)
+        # htmx stops polling on 286: once the refund is final, this is its last refresh.
+        final = status.state in FINAL_STATES and not status.decision_pending
+        return console.page(request, "refund_progress.html", 286 if final else 200, status_=status)
 
     @app.post("/refunds/{refund_id}/cancel", response_model=None)
     async def cancel(request: Request, refund_id: str, csrf: str = Form("")) -> Response:
         check_csrf(request, csrf)
         status = await own_refund(request, refund_id)
-        person = require(request, console.people, Role.CUSTOMER)
+        person = console.gate.require(request, Role.CUSTOMER)
         try:
             await console.client().cancel(status.refund_id, CancelInput(requester=person.person_id))
         except UserError as err:
@@ -146,7 +163,7 @@ def customer_routes(app: FastAPI, console: Console) -> None:
 
     @app.get("/refunds", response_model=None)
     async def refunds(request: Request, show: str = "") -> Response:
-        person = require(request, console.people, Role.CUSTOMER)
+        person = console.gate.require(request, Role.CUSTOMER)
         found: list[RefundStatus] = []
         for certificate in console.store.owned_by(person.person_id):
             try:

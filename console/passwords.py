@@ -18,7 +18,7 @@ HASHER = PasswordHasher()
 _UNKNOWN = HASHER.hash("no account has this password")
 MIN_LENGTH = 10
 MAX_LENGTH = 256
-WRONG = "wrong id or password"
+WRONG = "wrong id or password, or too many failed tries: after five, an account waits 15 minutes"
 
 
 def password_problem(password: str) -> str | None:
@@ -60,21 +60,21 @@ class SignIn:
 def sign_in(
     people: PeopleDirectory, accounts: ConsoleAccounts, person_id: str, password: str, now: datetime
 ) -> SignIn:
-    """The person, if the password is theirs and they may sign in now; else why not."""
+    """The person, if the password is theirs and their account is not locked; else one answer
+    for every failure, after the same hash check, so nothing tells an existing id from another."""
     account = accounts.account(person_id) if len(person_id) <= 64 else None
-    person = people.active().get(person_id) if account is not None else None
-    if account is not None and account.locked_until is not None and account.locked_until > now:
-        return SignIn(
-            None, f"too many failed sign-ins: try again after {account.locked_until:%H:%M} UTC"
-        )
     try:
         HASHER.verify(account.password_hash if account else _UNKNOWN, password[:MAX_LENGTH])
+        matched = account is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
-        if account is not None and accounts.failed(person_id, now):
-            return SignIn(None, "too many failed sign-ins: the account is locked for 15 minutes")
+        matched = False
+    locked = account is not None and account.locked_until is not None and account.locked_until > now
+    person = people.person(person_id) if matched and not locked else None
+    if person is None:
+        if account is not None and not locked:
+            accounts.failed(person_id, now)
         return SignIn(None, WRONG)
-    if account is None or person is None:
-        return SignIn(None, WRONG)
+    assert account is not None
     rehash = hash_password(password) if HASHER.check_needs_rehash(account.password_hash) else None
     accounts.succeeded(person_id, rehash)
     return SignIn(person)

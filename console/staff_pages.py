@@ -6,16 +6,17 @@ signed-in person, signed with their key, and the workflow's answer is shown as i
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
-from console.security import check_csrf, require
+from console.security import check_csrf
 from domain.errors import CertificateNotFoundError
 from domain.signatures import Role
+from domain.values import MAX_TEXT
 from starter.errors import UserError
 from starter.review_queue import review_queue
 from workflows.business_days import BusinessCalendar
@@ -38,7 +39,7 @@ def staff_routes(app: FastAPI, console: Console) -> None:
 
     @app.get("/reviews", response_model=None)
     async def reviews(request: Request, reason: str = "") -> Response:
-        require(request, console.people, Role.REVIEWER)
+        console.gate.require(request, Role.REVIEWER)
         wanted = RefundReason(reason) if reason in RefundReason._value2member_map_ else None
         pending = await console.client().pending()
         queue = review_queue(
@@ -58,11 +59,17 @@ def staff_routes(app: FastAPI, console: Console) -> None:
         )
 
     async def act(
-        request: Request, refund_id: str, csrf: str, send: Awaitable[ActionResult]
+        request: Request,
+        refund_id: str,
+        csrf: str,
+        text: str,
+        send: Callable[[], Awaitable[ActionResult]],
     ) -> Response:
         check_csrf(request, csrf)
         try:
-            result = await send
+            if len(text) > MAX_TEXT:
+                raise UserError(f"refused: the text is longer than {MAX_TEXT} characters")
+            result = await send()
         except UserError as err:
             request.session["flash"] = str(err)
         else:
@@ -73,7 +80,7 @@ def staff_routes(app: FastAPI, console: Console) -> None:
 
     @app.get("/reviews/{refund_id}", response_model=None)
     async def review(request: Request, refund_id: str) -> Response:
-        person = require(request, console.people, Role.REVIEWER, Role.OPERATOR)
+        person = console.gate.require(request, Role.REVIEWER, Role.OPERATOR)
         try:
             status = await console.client().status(refund_id[:80])
         except UserError as err:
@@ -96,21 +103,27 @@ def staff_routes(app: FastAPI, console: Console) -> None:
     async def approve(
         request: Request, refund_id: str, note: str = Form(""), csrf: str = Form("")
     ) -> Response:
-        person = require(request, console.people, Role.REVIEWER)
-        approval = ApproveInput(reviewer=person.person_id, note=note.strip() or None)
-        return await act(request, refund_id, csrf, console.client().approve(refund_id, approval))
+        person = console.gate.require(request, Role.REVIEWER)
+        approval = ApproveInput(reviewer=person.person_id, note=note.strip()[:MAX_TEXT] or None)
+        client = console.client()
+        return await act(
+            request, refund_id, csrf, note, lambda: client.approve(refund_id, approval)
+        )
 
     @app.post("/reviews/{refund_id}/reject", response_model=None)
     async def reject(
         request: Request, refund_id: str, reason: str = Form(""), csrf: str = Form("")
     ) -> Response:
-        person = require(request, console.people, Role.REVIEWER)
-        rejection = RejectInput(reviewer=person.person_id, reason=reason.strip())
-        return await act(request, refund_id, csrf, console.client().reject(refund_id, rejection))
+        person = console.gate.require(request, Role.REVIEWER)
+        rejection = RejectInput(reviewer=person.person_id, reason=reason.strip()[:MAX_TEXT])
+        client = console.client()
+        return await act(
+            request, refund_id, csrf, reason, lambda: client.reject(refund_id, rejection)
+        )
 
     @app.get("/attention", response_model=None)
     async def attention(request: Request) -> Response:
-        require(request, console.people, Role.OPERATOR)
+        console.gate.require(request, Role.OPERATOR)
         waiting = await console.client().needing_attention()
         return console.page(request, "attention.html", waiting=waiting)
 
@@ -118,13 +131,13 @@ def staff_routes(app: FastAPI, console: Console) -> None:
     async def operate(
         request: Request, refund_id: str, action: str, note: str = Form(""), csrf: str = Form("")
     ) -> Response:
-        person = require(request, console.people, Role.OPERATOR)
-        order = OperatorInput(operator=person.person_id, note=note.strip() or None)
+        person = console.gate.require(request, Role.OPERATOR)
+        order = OperatorInput(operator=person.person_id, note=note.strip()[:MAX_TEXT] or None)
         client = console.client()
         if action == "retry":
-            send = client.retry(refund_id, order)
-        elif action == "resolve":
-            send = client.resolve(refund_id, order)
-        else:
-            raise HTTPException(404, f"no action {action[:20]!r}")
-        return await act(request, refund_id, csrf, send)
+            return await act(request, refund_id, csrf, note, lambda: client.retry(refund_id, order))
+        if action == "resolve":
+            return await act(
+                request, refund_id, csrf, note, lambda: client.resolve(refund_id, order)
+            )
+        raise HTTPException(404, f"no action {action[:20]!r}")

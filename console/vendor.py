@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import sys
 import tarfile
 import urllib.request
@@ -18,7 +19,9 @@ INTEGRITY = (
     "sha512-fm297iru0iWsNJlBrjvtN7V9zjaxd+69Oqjh4F/Vq9Wwi2kF"
     "isLcrLCiv5oBX0KLfOX/zG8AUo9ROMU5XUB44Q=="
 )
-TARBALL = f"https://registry.npmjs.org/{PACKAGE}/-/{PACKAGE}-{VERSION}.tgz"
+REGISTRY = os.environ.get("REFUNDS_NPM_REGISTRY", "https://registry.npmjs.org").rstrip("/")
+"""An npm registry mirror may stand in; the integrity check is the same."""
+TARBALL = f"{REGISTRY}/{PACKAGE}/-/{PACKAGE}-{VERSION}.tgz"
 MEMBER = "package/dist/htmx.min.js"
 TARGET = Path(__file__).parent / "static" / "vendor" / "htmx.min.js"
 

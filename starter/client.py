@@ -47,6 +47,8 @@ from workflows.refund import RefundWorkflow
 from workflows.search_attributes import CERTIFICATE_ID, REFUND_STATE, REVIEW_DEADLINE
 
 RPC_TIMEOUT = timedelta(seconds=15)
+DETAILS_TIMEOUT = timedelta(seconds=3)
+"""A queue row whose refund does not answer within this is listed without its details."""
 RefundHandle = WorkflowHandle[RefundWorkflow, RefundStatus]
 SETTLED_STATES = frozenset(
     {
@@ -252,7 +254,7 @@ class RefundClient:
                 )
                 try:
                     review.details = await handle.query(
-                        RefundWorkflow.status, rpc_timeout=RPC_TIMEOUT
+                        RefundWorkflow.status, rpc_timeout=DETAILS_TIMEOUT
                     )
                 except (RPCError, WorkflowQueryFailedError):
                     review.details = None

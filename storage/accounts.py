@@ -21,6 +21,7 @@ class Account:
     password_hash: str
     failed_sign_ins: int
     locked_until: datetime | None
+    sessions_valid_from: datetime
 
 
 class ConsoleAccounts:
@@ -38,6 +39,7 @@ class ConsoleAccounts:
                     failed_sign_ins=0,
                     locked_until=None,
                     changed_at=now,
+                    sessions_valid_from=now,
                 )
             )
 
@@ -48,29 +50,38 @@ class ConsoleAccounts:
             ).first()
         if row is None:
             return None
-        return Account(row.person_id, row.password_hash, row.failed_sign_ins, row.locked_until)
+        return Account(
+            row.person_id,
+            row.password_hash,
+            row.failed_sign_ins,
+            row.locked_until,
+            row.sessions_valid_from,
+        )
 
-    def failed(self, person_id: str, now: datetime) -> bool:
-        """Count a failed sign-in; returns whether the account is now locked."""
+    def failed(self, person_id: str, now: datetime) -> None:
+        """Count a failed sign-in (one statement, so parallel guesses are all counted); the
+        ``MAX_FAILURES``-th locks the account for ``LOCKOUT``."""
+        account = console_accounts.c
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(console_accounts.c.failed_sign_ins).where(
-                    console_accounts.c.person_id == person_id
-                )
-            ).first()
-            if row is None:
-                return False
-            failures = int(row.failed_sign_ins) + 1
-            locked = failures >= MAX_FAILURES
+            conn.execute(
+                update(console_accounts)
+                .where(account.person_id == person_id)
+                .values(failed_sign_ins=account.failed_sign_ins + 1)
+            )
+            conn.execute(
+                update(console_accounts)
+                .where(account.person_id == person_id, account.failed_sign_ins >= MAX_FAILURES)
+                .values(failed_sign_ins=0, locked_until=now + LOCKOUT)
+            )
+
+    def end_sessions(self, person_id: str, now: datetime) -> None:
+        """Every session signed in before ``now`` stops counting (sign-out, a new password)."""
+        with self.engine.begin() as conn:
             conn.execute(
                 update(console_accounts)
                 .where(console_accounts.c.person_id == person_id)
-                .values(
-                    failed_sign_ins=0 if locked else failures,
-                    locked_until=now + LOCKOUT if locked else None,
-                )
+                .values(sessions_valid_from=now)
             )
-            return locked
 
     def succeeded(self, person_id: str, password_hash: str | None = None) -> None:
         """A good sign-in clears the count (and stores a rehash when Argon2's settings moved)."""

@@ -81,6 +81,19 @@ class PeopleDirectory:
             )
             return removed.rowcount == 1
 
+    def person(self, person_id: str) -> Person | None:
+        """Someone who may act now, looked up by id alone."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(people).where(people.c.person_id == person_id, people.c.removed_at.is_(None))
+            ).first()
+        if row is None:
+            return None
+        try:
+            return Person(person_id=row.person_id, role=row.role, public_key=row.public_key)
+        except ValueError:
+            return None
+
     def active(self) -> dict[str, Person]:
         """Everyone who may act now, by id."""
         return {

@@ -161,8 +161,10 @@ console_accounts = Table(
     Column("failed_sign_ins", Integer, nullable=False, default=0),
     Column("locked_until", UTCDateTime),
     Column("changed_at", UTCDateTime, nullable=False),
+    Column("sessions_valid_from", UTCDateTime, nullable=False),
 )
-"""A person's console password (an Argon2 hash, never the password) and their lockout."""
+"""A person's console password (an Argon2 hash, never the password), their lockout, and since when
+their sessions count (a password change or a sign-out ends every earlier one)."""
 
 support_tickets = Table(
     "support_tickets",
