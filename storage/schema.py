@@ -49,7 +49,7 @@ certificates = Table(
     "certificates",
     metadata,
     Column("certificate_id", String(64), primary_key=True),
-    Column("owner", String(64), nullable=False),
+    Column("owner", String(64), nullable=False, index=True),
     Column("product", String(8), nullable=False),
     Column("free", Boolean, nullable=False),
     Column("validation", String(16), nullable=False),
