@@ -52,8 +52,6 @@ class Console:
     """What every page needs: settings, the system of record, and Temporal."""
 
     settings: Settings
-    people: PeopleDirectory
-    accounts: ConsoleAccounts
     store: CertificateStore
     templates: Jinja2Templates
     gate: Gate
@@ -86,15 +84,8 @@ class Console:
 def create_app(settings: Settings, *, connect_temporal: bool = True) -> FastAPI:
     engine = open_database(settings.database_url)
     templates = Jinja2Templates(directory=HERE / "templates")
-    people, accounts = PeopleDirectory(engine), ConsoleAccounts(engine)
-    console = Console(
-        settings,
-        people,
-        accounts,
-        CertificateStore(engine),
-        templates,
-        Gate(people, accounts),
-    )
+    gate = Gate(PeopleDirectory(engine), ConsoleAccounts(engine))
+    console = Console(settings, CertificateStore(engine), templates, gate)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -148,7 +139,7 @@ def create_app(settings: Settings, *, connect_temporal: bool = True) -> FastAPI:
         now = datetime.now(UTC)
         # Argon2 takes tens of milliseconds and 64 MiB: never on the event loop the worker shares.
         result = await run_in_threadpool(
-            sign_in, console.people, console.accounts, person_id.strip(), password, now
+            sign_in, gate.people, gate.accounts, person_id.strip(), password, now
         )
         if result.person is None:
             return console.page(request, "sign_in.html", status=401, refusal=result.refusal)

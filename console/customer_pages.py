@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from console.app import Console
 
 FILTERS = {"refunded": {"refunded"}, "review": {"validating_application"}, "rejected": {"rejected"}}
-BUSY = {"refund_pending", "refunded", "revoked"}
 
 
 def customer_routes(app: FastAPI, console: Console) -> None:
@@ -53,8 +52,7 @@ def customer_routes(app: FastAPI, console: Console) -> None:
         return certificate
 
     def refundable(certificate: Certificate, now: datetime) -> bool:
-        status = certificate.status.value if certificate.status else "paid"
-        return status not in BUSY and refund_action_shown(
+        return not views.refund_started(certificate) and refund_action_shown(
             certificate, now, timezone=settings.timezone
         )
 

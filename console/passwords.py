@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -15,10 +16,16 @@ from storage.accounts import ConsoleAccounts
 from storage.people import PeopleDirectory
 
 HASHER = PasswordHasher()
-_UNKNOWN = HASHER.hash("no account has this password")
 MIN_LENGTH = 10
 MAX_LENGTH = 256
 WRONG = "wrong id or password, or too many failed tries: after five, an account waits 15 minutes"
+
+
+@cache
+def _unknown() -> str:
+    """A hash no password matches, checked for unknown ids: made on first use, not at import
+    (every `refunds` command imports this module)."""
+    return HASHER.hash(secrets.token_urlsafe(32))
 
 
 def password_problem(password: str) -> str | None:
@@ -64,7 +71,7 @@ def sign_in(
     for every failure, after the same hash check, so nothing tells an existing id from another."""
     account = accounts.account(person_id) if len(person_id) <= 64 else None
     try:
-        HASHER.verify(account.password_hash if account else _UNKNOWN, password[:MAX_LENGTH])
+        HASHER.verify(account.password_hash if account else _unknown(), password[:MAX_LENGTH])
         matched = account is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         matched = False

@@ -75,6 +75,18 @@ def preview(decision: Decision, deadline: datetime | None, zone: ZoneInfo) -> st
     return f"refund of {amount} to {' and '.join(channels)}, immediately"
 
 
+REFUND_STARTED = frozenset({"refund_pending", "refunded", "revoked"})
+"""Certificate statuses a refund has already reached: its progress is shown, not a new Refund."""
+
+
+def status_of(certificate: Certificate) -> str:
+    return certificate.status.value if certificate.status else "paid"
+
+
+def refund_started(certificate: Certificate) -> bool:
+    return status_of(certificate) in REFUND_STARTED
+
+
 def certificate_state(certificate: Certificate) -> str:
-    status = certificate.status.value if certificate.status else "paid"
+    status = status_of(certificate)
     return "issued" if status == "paid" and certificate.issued else status.replace("_", " ")

@@ -113,7 +113,7 @@ async def repair(
     problem = id_problem(operator, "operator")
     if problem is not None:
         raise UserError(problem)
-    person = PeopleDirectory(engine).active().get(operator)
+    person = PeopleDirectory(engine).person(operator)
     if person is None or person.role is not Role.OPERATOR:
         raise UserError(f"{operator} is not an operator in the people directory")
     if not note.strip():

@@ -116,7 +116,7 @@ def password_command(
 ) -> None:
     """Set or change someone's console password."""
     settings = load_settings()
-    if checked_id(person_id) not in directory(settings).active():
+    if directory(settings).person(checked_id(person_id)) is None:
         raise UserError(f"{person_id} is not in the people directory")
     set_console_password(settings, person_id, password_file)
 

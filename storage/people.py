@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, RowMapping, insert, select, update
 
 from domain.errors import StatusConflictError
 from domain.signatures import Person, Role
@@ -87,12 +87,7 @@ class PeopleDirectory:
             row = conn.execute(
                 select(people).where(people.c.person_id == person_id, people.c.removed_at.is_(None))
             ).first()
-        if row is None:
-            return None
-        try:
-            return Person(person_id=row.person_id, role=row.role, public_key=row.public_key)
-        except ValueError:
-            return None
+        return None if row is None else _person(row._mapping)
 
     def active(self) -> dict[str, Person]:
         """Everyone who may act now, by id."""
@@ -110,12 +105,17 @@ class PeopleDirectory:
         found: list[DirectoryEntry] = []
         self.unusable = []
         for row in rows:
-            try:
-                person = Person(
-                    person_id=row["person_id"], role=row["role"], public_key=row["public_key"]
-                )
-            except ValueError:
+            person = _person(row)
+            if person is None:
                 self.unusable.append(str(row["person_id"])[:64])
                 continue
             found.append(DirectoryEntry(person, row["added_at"], row["removed_at"]))
         return found
+
+
+def _person(row: RowMapping) -> Person | None:
+    """The directory row as a person, or ``None`` for a row edited by hand into nonsense."""
+    try:
+        return Person(person_id=row["person_id"], role=row["role"], public_key=row["public_key"])
+    except ValueError:
+        return None

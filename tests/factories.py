@@ -77,3 +77,17 @@ def alipay_return(refund_id: str, certificate_id: str, leg: int, amount: str = "
         reference=f"ali-{leg}",
         transaction_id=f"alipay-{digest(key)}",
     )
+
+
+BANK_REFUSES = "bank-dead"
+"""A bank reference to pass to ``fault_reject``: that channel refuses the return for good."""
+
+
+def refused_by_bank(certificate_id: str, purchased_at: datetime) -> Certificate:
+    """Bought a day or so ago, paid 300.00 by bank: with ``fault_reject=[BANK_REFUSES]`` the
+    refund is granted at once and needs attention when the bank refuses."""
+    return certificate(
+        certificate_id,
+        purchased_at=purchased_at,
+        payments=[{"channel": "bank", "amount": "300.00", "reference": BANK_REFUSES}],
+    )

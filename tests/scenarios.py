@@ -16,7 +16,7 @@ from domain.signatures import Role
 from starter.books import repair
 from starter.client import RefundClient
 from storage.people import PeopleDirectory
-from tests.factories import certificate
+from tests.factories import BANK_REFUSES, certificate, refused_by_bank
 from tests.gateways import ChannelDown, RejectsOnce
 from tests.harness import Harness, workflow_tasks_completed
 from tests.signing import enrol
@@ -144,12 +144,8 @@ async def fell_back_to_balance(harness: Harness) -> Handle:
 
 
 async def resolved_by_hand(harness: Harness) -> Handle:
-    async with harness.worker_with(fault_reject=["bank-dead"]):
-        cert = certificate(
-            "h-manual",
-            purchased_at=_ago(1),
-            payments=[{"channel": "bank", "amount": "300.00", "reference": "bank-dead"}],
-        )
+    async with harness.worker_with(fault_reject=[BANK_REFUSES]):
+        cert = refused_by_bank("h-manual", _ago(1))
         handle = await harness.submit(cert)
         await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
         await handle.execute_update(
@@ -185,12 +181,8 @@ async def cancellation_refused_while_refunding(harness: Harness) -> Handle:
 
 
 async def cancellation_refused_in_needs_attention(harness: Harness) -> Handle:
-    async with harness.worker_with(fault_reject=["bank-dead"]):
-        cert = certificate(
-            "h-cancel-attention",
-            purchased_at=_ago(1),
-            payments=[{"channel": "bank", "amount": "300.00", "reference": "bank-dead"}],
-        )
+    async with harness.worker_with(fault_reject=[BANK_REFUSES]):
+        cert = refused_by_bank("h-cancel-attention", _ago(1))
         handle = await harness.submit(cert)
         await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
         await handle.cancel()

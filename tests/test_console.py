@@ -15,7 +15,7 @@ from console.passwords import WRONG, set_password
 from starter.client import RefundClient
 from storage.accounts import MAX_FAILURES, ConsoleAccounts
 from storage.people import PeopleDirectory
-from tests.factories import certificate
+from tests.factories import BANK_REFUSES, certificate, refused_by_bank
 from tests.harness import Harness
 from tests.signing import CAST, key_of
 
@@ -268,12 +268,8 @@ async def test_the_console_speaks_the_browsers_language(browser_session, harness
 
 
 async def test_an_operator_resolves_what_needs_attention(browser_session, harness):
-    async with harness.worker_with(fault_reject=["bank-dead"]):
-        cert = certificate(
-            "con-attention",
-            purchased_at=now() - timedelta(days=1),
-            payments=[{"channel": "bank", "amount": "300.00", "reference": "bank-dead"}],
-        )
+    async with harness.worker_with(fault_reject=[BANK_REFUSES]):
+        cert = refused_by_bank("con-attention", now() - timedelta(days=1))
         handle = await harness.submit(cert)
         await harness.in_state(handle, "needs_attention")
         operator = browser_session()

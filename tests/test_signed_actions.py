@@ -15,7 +15,7 @@ from domain.certificates import Channel
 from domain.signatures import Role, public_key_text, sign
 from starter.client import RefundClient
 from storage.people import PeopleDirectory
-from tests.factories import certificate
+from tests.factories import BANK_REFUSES, certificate, refused_by_bank
 from tests.gateways import ChannelDown
 from tests.harness import Harness, audit_actions, refusal
 from tests.signing import enrol, key_of, signed_as_sent
@@ -183,12 +183,8 @@ async def test_a_forged_directory_signal_can_only_cause_a_reload(harness):
 
 
 async def test_an_operators_signed_retry_is_good_once(harness):
-    async with harness.worker_with(fault_reject=["bank-dead"]):
-        cert = certificate(
-            "sig-operator",
-            purchased_at=_ago(1),
-            payments=[{"channel": "bank", "amount": "300.00", "reference": "bank-dead"}],
-        )
+    async with harness.worker_with(fault_reject=[BANK_REFUSES]):
+        cert = refused_by_bank("sig-operator", _ago(1))
         handle = await harness.submit(cert)
         await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
         retry = signed_as_sent(
