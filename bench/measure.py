@@ -137,6 +137,8 @@ class Drains:
     server_cpu: float = 0.0
     handles: list[WorkflowHandle[Any, Any]] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
+    worker_cpu_ms: list[float] = field(default_factory=list)
+    server_cpu_ms: list[float] = field(default_factory=list)
 
     async def measure(
         self, starts: Sequence[Callable[[], Awaitable[Any]]], worker_pid: int, server_pid: int
@@ -153,6 +155,8 @@ class Drains:
         self.handles += handles
         self.rates.append(len(starts) / seconds)
         per = 1000 / len(starts)
+        self.worker_cpu_ms.append(round(worker_cpu * per, 2))
+        self.server_cpu_ms.append(round(server_cpu * per, 2))
         return (
             f"{len(starts) / seconds:.1f}/s, CPU per workflow: worker {worker_cpu * per:.1f} ms,"
             f" server {server_cpu * per:.1f} ms"
@@ -201,6 +205,12 @@ async def server_cost(handles: list[WorkflowHandle[Any, Any]]) -> tuple[float, f
             description.raw_description.workflow_execution_info.state_transition_count
         )
     return statistics.mean(events), statistics.mean(transitions)
+
+
+def growth(per_drain: list[float]) -> float:
+    """The last drain's CPU per workflow over the first's: 1.0 when a workflow's cost does not
+    depend on how many came before."""
+    return round(per_drain[-1] / per_drain[0], 3)
 
 
 async def count(client: Client, query: str) -> int:

@@ -18,6 +18,7 @@ from domain.errors import CertificateNotFoundError
 from domain.signatures import Role
 from domain.values import MAX_TEXT
 from starter.errors import UserError
+from starter.review_pages import Cursor, first_cursor
 from starter.review_queue import review_queue
 from workflows.business_days import BusinessCalendar
 from workflows.contract import (
@@ -38,16 +39,18 @@ def staff_routes(app: FastAPI, console: Console) -> None:
     settings = console.settings
 
     @app.get("/reviews", response_model=None)
-    async def reviews(request: Request, reason: str = "") -> Response:
+    async def reviews(request: Request, reason: str = "", after: str = "") -> Response:
         console.gate.require(request, Role.REVIEWER)
         wanted = RefundReason(reason) if reason in RefundReason._value2member_map_ else None
-        pending = await console.client().pending()
+        now = datetime.now(UTC)
+        try:
+            cursor = Cursor.decode(after) if after else first_cursor(now, settings.zone)
+        except UserError:
+            cursor = first_cursor(now, settings.zone)
+        client = console.client()
+        page = await client.review_page(cursor, reason=wanted)
         queue = review_queue(
-            pending,
-            datetime.now(UTC),
-            settings.zone,
-            BusinessCalendar(settings.holiday_country),
-            reason=wanted,
+            page.reviews, now, settings.zone, BusinessCalendar(settings.holiday_country)
         )
         return console.page(
             request,
@@ -56,6 +59,8 @@ def staff_routes(app: FastAPI, console: Console) -> None:
             reason=wanted.value if wanted else "",
             reasons=list(RefundReason),
             due_soon=DUE_SOON_DAYS,
+            after=page.after,
+            total=await client.in_review(),
         )
 
     async def act(

@@ -29,6 +29,7 @@ from starter.render import (
     status_json,
     status_panel,
 )
+from starter.review_pages import MAX_PAGE_SIZE, PAGE_SIZE, Cursor, PendingReview, first_cursor
 from starter.review_queue import review_queue
 from workflows.business_days import BusinessCalendar
 from workflows.contract import (
@@ -191,25 +192,51 @@ def pending(
     overdue: Annotated[
         bool, typer.Option("--overdue", help="Only requests past their review deadline.")
     ] = False,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", min=1, max=MAX_PAGE_SIZE, help="Requests on one page (1 to 1000)."),
+    ] = PAGE_SIZE,
+    after: Annotated[
+        str | None,
+        typer.Option("--after", help="Resume after a page: the cursor it printed."),
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every page, one after another.")] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """The review queue: requests awaiting review, soonest deadline first."""
+    """The review queue: requests awaiting review, soonest deadline first, a page at a time."""
     settings = load_settings()
-    reviews = call_temporal(settings, lambda refunds: refunds.pending())
-    queue = review_queue(
-        reviews,
-        datetime.now(UTC),
-        settings.zone,
-        BusinessCalendar(settings.holiday_country),
-        reason=reason,
-        overdue_only=overdue,
+    now = datetime.now(UTC)
+    if after is not None and overdue:
+        raise UserError("--after continues a page as it was asked; leave out --overdue")
+    cursor = (
+        Cursor.decode(after)
+        if after is not None
+        else first_cursor(now, settings.zone, overdue_only=overdue)
     )
-    if json_output:
+
+    async def read(refunds: RefundClient) -> tuple[list[PendingReview], str | None, int]:
+        page = await refunds.review_page(cursor, limit=limit, reason=reason)
+        reviews = list(page.reviews)
+        while every and page.after is not None:
+            page = await refunds.review_page(Cursor.decode(page.after), limit=limit, reason=reason)
+            reviews += page.reviews
+        return reviews, page.after, await refunds.in_review()
+
+    reviews, next_page, total = call_temporal(settings, read)
+    queue = review_queue(reviews, now, settings.zone, BusinessCalendar(settings.holiday_country))
+    also = f" --reason {reason.value}" if reason else ""
+    more = f"next page: refunds pending{also} --after {next_page}" if next_page else None
+    if json_output:  # the rows on stdout, as before; the cursor where a person reads it
         print_json([entry.as_json() for entry in queue])
+        if more:
+            typer.echo(more, err=True)
         return
     if not queue:
         console.print(
             "nothing awaits review" + (" with those filters" if reason or overdue else "")
         )
-        return
-    console.print(pending_table(queue, settings.zone))
+    else:
+        console.print(pending_table(queue, settings.zone))
+        console.print(f"{len(queue)} shown; {total} in review in all")
+    if more:
+        console.print(more)

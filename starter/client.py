@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,14 @@ from codec import data_converter
 from settings import Settings
 from starter.errors import UserError
 from starter.local_keys import encryption_codec
+from starter.review_pages import PAGE_SIZE, Cursor, ReviewPage, in_review, review_page
 from starter.signing import signed
 from workflows.contract import (
     ActionResult,
     ApproveInput,
     CancelInput,
     OperatorInput,
+    RefundReason,
     RefundRequest,
     RefundState,
     RefundStatus,
@@ -44,11 +46,9 @@ from workflows.contract import (
     ReviewAction,
 )
 from workflows.refund import RefundWorkflow
-from workflows.search_attributes import CERTIFICATE_ID, REFUND_STATE, REVIEW_DEADLINE
+from workflows.search_attributes import REFUND_STATE
 
 RPC_TIMEOUT = timedelta(seconds=15)
-DETAILS_TIMEOUT = timedelta(seconds=3)
-"""A queue row whose refund does not answer within this is listed without its details."""
 RefundHandle = WorkflowHandle[RefundWorkflow, RefundStatus]
 SETTLED_STATES = frozenset(
     {
@@ -229,38 +229,20 @@ class RefundClient:
         except TimeoutError:
             raise UserError(f"{refund_id} did not settle within {timeout:g} s") from None
 
-    async def pending(self) -> list[PendingReview]:
-        query = (
-            "WorkflowType = 'RefundWorkflow' AND ExecutionStatus = 'Running' "
-            f"AND {REFUND_STATE.name} = '{RefundState.VALIDATING_APPLICATION.value}'"
-        )
-        found: list[PendingReview] = []
-        async for execution in self.client.list_workflows(query):
-            attributes = execution.typed_search_attributes
-            found.append(
-                PendingReview(
-                    refund_id=execution.id,
-                    certificate_id=attributes.get(CERTIFICATE_ID) or "",
-                    review_deadline=attributes.get(REVIEW_DEADLINE),
-                    submitted_at=execution.start_time,
-                )
-            )
-        limit = asyncio.Semaphore(16)
+    async def review_page(
+        self, cursor: Cursor, *, limit: int = PAGE_SIZE, reason: RefundReason | None = None
+    ) -> ReviewPage:
+        """One page of the review queue, from visibility alone (``starter.review_pages``)."""
+        try:
+            return await review_page(self.client, cursor, limit=limit, reason=reason)
+        except RPCError as err:
+            raise UserError(f"Temporal refused the request: {_first_line(err)}") from None
 
-        async def add_details(review: PendingReview) -> None:
-            async with limit:
-                handle: RefundHandle = self.client.get_workflow_handle_for(
-                    RefundWorkflow.run, review.refund_id
-                )
-                try:
-                    review.details = await handle.query(
-                        RefundWorkflow.status, rpc_timeout=DETAILS_TIMEOUT
-                    )
-                except (RPCError, WorkflowQueryFailedError):
-                    review.details = None
-
-        await asyncio.gather(*map(add_details, found))
-        return sorted(found, key=lambda p: (p.review_deadline is None, p.review_deadline))
+    async def in_review(self) -> int:
+        try:
+            return await in_review(self.client)
+        except RPCError as err:
+            raise UserError(f"Temporal refused the request: {_first_line(err)}") from None
 
     async def needing_attention(self, limit: int = 200) -> list[RefundStatus]:
         """Running refunds waiting for an operator, as their status queries answer."""
@@ -330,16 +312,6 @@ class Announcement:
     told: int
     failed: int
     """Refunds still running that could not be told (those that finished meanwhile are not)."""
-
-
-@dataclass
-class PendingReview:
-    refund_id: str
-    certificate_id: str
-    review_deadline: datetime | None
-    submitted_at: datetime
-    details: RefundStatus | None = None
-    """Requester, reason and amount from the workflow itself; ``None`` if it did not answer."""
 
 
 @asynccontextmanager

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from starter.client import PendingReview
+from starter.review_pages import PendingReview
 from workflows.business_days import BusinessCalendar
 from workflows.contract import RefundReason
 
@@ -21,19 +21,19 @@ class QueueEntry:
 
     @property
     def requester(self) -> str | None:
-        return self.review.details.requester if self.review.details else None
+        return self.review.card.requester if self.review.card else None
 
     @property
     def reason(self) -> RefundReason | None:
-        return self.review.details.reason if self.review.details else None
+        return self.review.card.reason if self.review.card else None
 
     @property
     def amount(self) -> Decimal | None:
-        return self.review.details.refund_amount if self.review.details else None
+        return self.review.card.refund_amount if self.review.card else None
 
     @property
     def currency(self) -> str:
-        return self.review.details.currency if self.review.details else ""
+        return self.review.card.currency if self.review.card else ""
 
     def as_json(self) -> dict[str, Any]:
         review = self.review

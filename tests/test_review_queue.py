@@ -5,26 +5,25 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from starter.client import PendingReview
+from starter.review_pages import PendingReview
 from starter.review_queue import review_queue
 from tests.factories import SHANGHAI, shanghai
 from workflows.business_days import BusinessCalendar
-from workflows.contract import RefundReason, RefundState, RefundStatus
+from workflows.contract import RefundReason, ReviewCard
 
 NOW = shanghai(2026, 11, 27, 10)  # a Friday
 
 
 def pending(refund_id: str, deadline: datetime | None, reason: str = "other") -> PendingReview:
-    details = RefundStatus(
-        refund_id=refund_id,
-        certificate_id=refund_id.removeprefix("refund-"),
+    card = ReviewCard(
         requester="user-1",
         reason=RefundReason(reason),
-        state=RefundState.VALIDATING_APPLICATION,
         refund_amount=Decimal("199.00"),
+        currency="CNY",
         submitted_at=datetime(2026, 11, 20, tzinfo=UTC),
     )
-    return PendingReview(refund_id, details.certificate_id, deadline, details.submitted_at, details)
+    certificate_id = refund_id.removeprefix("refund-")
+    return PendingReview(refund_id, certificate_id, deadline, card.submitted_at, card)
 
 
 def queue(reviews, **filters):

@@ -257,6 +257,23 @@ class RefundStatus(BaseModel):
     """Older audit entries dropped to keep the trail bounded (after the first 20)."""
 
 
+REVIEW_CARD_MEMO = "review"
+"""The memo key of a refund in review's ``ReviewCard``."""
+
+
+class ReviewCard(BaseModel):
+    """What the review queue shows of a refund in review, kept in the refund's memo.
+
+    A memo is a payload, encrypted by the codec where keys are set, so one visibility listing
+    serves the queue without asking each refund; the support contact and feedback stay out."""
+
+    requester: str
+    reason: RefundReason
+    refund_amount: Decimal
+    currency: str
+    submitted_at: datetime
+
+
 class ActionResult(BaseModel):
     """What an accepted review update returns."""
 

@@ -24,6 +24,7 @@ from workflows.contract import (
     RefundRequest,
     RefundState,
     RefundStatus,
+    ReviewCard,
 )
 
 
@@ -152,6 +153,16 @@ class RefundProgress:
             audit=list(self.audit.entries),
             refused_not_recorded=self.audit.refusals_not_recorded,
             audit_omitted=self.audit.omitted,
+        )
+
+    def review_card(self) -> ReviewCard:
+        decision = self.decision
+        return ReviewCard(
+            requester=self.request.requester,
+            reason=self.request.reason,
+            refund_amount=decision.refund_amount if decision else self._legs_due(),
+            currency=self.certificate.order.currency if self.certificate else "CNY",
+            submitted_at=self.submitted_at,
         )
 
     def _legs_due(self) -> Decimal:

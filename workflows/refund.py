@@ -46,12 +46,12 @@ with workflow.unsafe.imports_passed_through():
         REVIEW_DEADLINE,
     )
 
+from workflows import versions
 from workflows.endings import ALREADY_RELEASED, Endings
 from workflows.payout import Payout
 from workflows.progress import RefundProgress
 from workflows.review_desk import ReviewDesk
 from workflows.steps import RULES_ACTOR, SYSTEM, RefundSteps
-from workflows.versions import LOCAL_LOAD_PATCH, OPERATOR_PROOF_PATCH, SIGNED_ACTIONS_PATCH
 
 DEADLINE_ACTOR = "review-deadline"
 
@@ -93,9 +93,11 @@ class RefundWorkflow:
     async def run(self, request: RefundRequest) -> RefundStatus:
         # Each version includes the ones before: a new run records one patch marker (each also
         # upserts a search attribute), and an older run replays with its own marker.
-        self._desk.signed.required = workflow.patched(SIGNED_ACTIONS_PATCH)
-        self._operator_proof = self._desk.signed.required or workflow.patched(OPERATOR_PROOF_PATCH)
-        self._steps.local_load = self._operator_proof or workflow.patched(LOCAL_LOAD_PATCH)
+        version = versions.running_version()
+        self._queue_card = version >= 5
+        self._desk.signed.required = version >= 4
+        self._operator_proof = version >= 3
+        self._steps.local_load = version >= 2
         body = asyncio.ensure_future(self._body(self._carried))
         while not body.done():
             try:
@@ -118,6 +120,8 @@ class RefundWorkflow:
             if self._progress.people is None:  # continued from a run before signed actions
                 await self._desk.signed.waiting_for_a_person()
             if carried.state is RefundState.VALIDATING_APPLICATION:
+                if self._queue_card:  # the card of a run continued from before v5
+                    self._steps.show_in_review_queue()
                 await self._await_review()
             else:
                 revoke = _revoke(carried.revoke, self._steps.revoke_required())
@@ -285,6 +289,8 @@ class RefundWorkflow:
         await self._steps.run(RecordActivities.mark_refund_pending)
         await self._desk.signed.waiting_for_a_person()
         workflow.upsert_search_attributes([REVIEW_DEADLINE.value_set(deadline)])
+        if self._queue_card:
+            self._steps.show_in_review_queue()
         self._steps.set_state(RefundState.VALIDATING_APPLICATION)
         await self._await_review()
 

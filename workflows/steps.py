@@ -27,7 +27,14 @@ with workflow.unsafe.imports_passed_through():
     from domain.decisions import Assessment, Outcome
     from domain.errors import CERTIFICATE_NOT_FOUND
     from workflows import metrics
-    from workflows.contract import FINAL_STATES, LegState, LegStatus, RefundState, RepairOrder
+    from workflows.contract import (
+        FINAL_STATES,
+        REVIEW_CARD_MEMO,
+        LegState,
+        LegStatus,
+        RefundState,
+        RepairOrder,
+    )
     from workflows.search_attributes import REFUND_STATE
 
 from workflows.payout import RECORD_RETRY, RECORD_TIMEOUT
@@ -260,6 +267,9 @@ class RefundSteps:
                 )
             )
         return legs
+
+    def show_in_review_queue(self) -> None:
+        workflow.upsert_memo({REVIEW_CARD_MEMO: self.progress.review_card()})
 
     def set_state(self, state: RefundState) -> None:
         progress = self.progress

@@ -1,0 +1,203 @@
+"""The review queue as pages of one visibility listing, soonest deadline first.
+
+Each refund in review keeps what the queue shows in its memo (``ReviewCard``), so a page is read
+from visibility alone, without asking any refund. Temporal's SQL visibility stores cannot sort by a
+search attribute, so the queue is walked in windows of deadline days: first every request due
+before today, then one day at a time, then anything due past the horizon. Within a window the
+store's own order holds (newest request first): requests due the same day share one deadline.
+A page ends with a cursor, which ``--after`` (or the console's next-page link) resumes from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.service import RPCError
+
+from starter.errors import UserError
+from workflows.contract import (
+    REVIEW_CARD_MEMO,
+    RefundReason,
+    RefundState,
+    RefundStatus,
+    ReviewCard,
+)
+from workflows.refund import RefundWorkflow
+from workflows.search_attributes import CERTIFICATE_ID, REFUND_STATE, REVIEW_DEADLINE
+
+IN_REVIEW = (
+    "WorkflowType = 'RefundWorkflow' AND ExecutionStatus = 'Running' "
+    f"AND {REFUND_STATE.name} = '{RefundState.VALIDATING_APPLICATION.value}'"
+)
+HORIZON_DAYS = 62
+"""Deadline days walked one at a time; a deadline further out is listed in one last window."""
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+MAX_CURSOR = 4096
+CARD_TIMEOUT = timedelta(seconds=3)
+"""A refund without a card (started before cards) is asked for its status, this long at most."""
+CARD_QUERIES = 16
+"""Status queries in flight at once for such refunds."""
+
+
+@dataclass
+class PendingReview:
+    refund_id: str
+    certificate_id: str
+    review_deadline: datetime | None
+    submitted_at: datetime
+    card: ReviewCard | None = None
+    """Requester, reason and amount; ``None`` if an older refund did not answer in time."""
+
+
+@dataclass(frozen=True)
+class ReviewPage:
+    reviews: list[PendingReview]
+    after: str | None
+    """The cursor of the next page; ``None`` on the last page."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a walk is: the day it began (so its windows stay put), a window, a page token."""
+
+    origin: datetime
+    window: int = 0
+    token: bytes | None = None
+    until: datetime | None = None
+    """Only requests due by then (``--overdue``)."""
+
+    def encode(self) -> str:
+        fields: dict[str, Any] = {"o": self.origin.isoformat(), "w": self.window}
+        if self.token:
+            fields["t"] = base64.b64encode(self.token).decode()
+        if self.until:
+            fields["u"] = self.until.isoformat()
+        return base64.urlsafe_b64encode(json.dumps(fields).encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            if len(text) > MAX_CURSOR:
+                raise ValueError
+            fields = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            cursor = cls(
+                origin=datetime.fromisoformat(fields["o"]),
+                window=int(fields["w"]),
+                token=base64.b64decode(fields["t"], validate=True) if "t" in fields else None,
+                until=datetime.fromisoformat(fields["u"]) if "u" in fields else None,
+            )
+        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise UserError("--after: not a cursor printed by the review queue") from None
+        if cursor.origin.tzinfo is None or not 0 <= cursor.window <= cursor.last_window:
+            raise UserError("--after: not a cursor printed by the review queue")
+        return cursor
+
+    @property
+    def last_window(self) -> int:
+        return 1 if self.until is not None else HORIZON_DAYS + 1
+
+    def query(self) -> str:
+        day = timedelta(days=1)
+        if self.window == 0:
+            bounds = [f"{REVIEW_DEADLINE.name} <= '{_utc(self.origin)}'"]
+        elif self.window > HORIZON_DAYS:
+            bounds = [f"{REVIEW_DEADLINE.name} > '{_utc(self.origin + HORIZON_DAYS * day)}'"]
+        else:
+            start = self.origin + (self.window - 1) * day
+            bounds = [
+                f"{REVIEW_DEADLINE.name} > '{_utc(start)}'",
+                f"{REVIEW_DEADLINE.name} <= '{_utc(start + day)}'",
+            ]
+        if self.until is not None:
+            bounds.append(f"{REVIEW_DEADLINE.name} <= '{_utc(self.until)}'")
+        return " AND ".join([IN_REVIEW, *bounds])
+
+    def following(self, token: bytes | None) -> Cursor | None:
+        if token:
+            return Cursor(self.origin, self.window, token, self.until)
+        if self.window == self.last_window:
+            return None
+        return Cursor(self.origin, self.window + 1, None, self.until)
+
+
+def first_cursor(now: datetime, zone: ZoneInfo, *, overdue_only: bool = False) -> Cursor:
+    midnight = datetime.combine(now.astimezone(zone).date(), time(), zone)
+    return Cursor(midnight, until=now if overdue_only else None)
+
+
+async def review_page(
+    client: Client,
+    cursor: Cursor,
+    *,
+    limit: int = PAGE_SIZE,
+    reason: RefundReason | None = None,
+) -> ReviewPage:
+    """Up to ``limit`` requests in review from ``cursor`` on, and the cursor after them."""
+    found: list[PendingReview] = []
+    queries = asyncio.Semaphore(CARD_QUERIES)
+    at: Cursor | None = cursor
+    while at is not None and len(found) < limit:
+        listing = client.list_workflows(
+            at.query(), page_size=limit - len(found), next_page_token=at.token
+        )
+        await listing.fetch_next_page()
+        executions = list(listing.current_page or [])
+        reviews = await asyncio.gather(*(_review(client, e, queries) for e in executions))
+        found += [r for r in reviews if reason is None or (r.card and r.card.reason is reason)]
+        at = at.following(listing.next_page_token)
+    return ReviewPage(found, at.encode() if at is not None else None)
+
+
+async def in_review(client: Client) -> int:
+    return (await client.count_workflows(IN_REVIEW)).count
+
+
+async def _review(
+    client: Client, execution: WorkflowExecution, queries: asyncio.Semaphore
+) -> PendingReview:
+    attributes = execution.typed_search_attributes
+    review = PendingReview(
+        refund_id=execution.id,
+        certificate_id=attributes.get(CERTIFICATE_ID) or "",
+        review_deadline=attributes.get(REVIEW_DEADLINE),
+        submitted_at=execution.start_time,
+    )
+    if REVIEW_CARD_MEMO in execution.raw_info.memo.fields:
+        review.card = await execution.memo_value(REVIEW_CARD_MEMO, type_hint=ReviewCard)
+        review.submitted_at = review.card.submitted_at
+        return review
+    handle: WorkflowHandle[RefundWorkflow, RefundStatus] = client.get_workflow_handle_for(
+        RefundWorkflow.run, execution.id
+    )
+    try:
+        async with queries:
+            status = await handle.query(RefundWorkflow.status, rpc_timeout=CARD_TIMEOUT)
+    except (RPCError, WorkflowQueryFailedError):
+        return review
+    review.card = ReviewCard(
+        requester=status.requester,
+        reason=status.reason,
+        refund_amount=status.refund_amount,
+        currency=status.currency,
+        submitted_at=status.submitted_at,
+    )
+    review.submitted_at = status.submitted_at
+    return review
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
