@@ -8,7 +8,7 @@ N ?= 200
 KILLS ?= 5
 RESTARTS ?= 1
 
-.PHONY: install run test lint typecheck pytest chaos bench bench-quick mutation clean
+.PHONY: install run test lint typecheck pytest chaos bench bench-quick bench-scale mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ BENCH_M ?= 2000
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --refunds $(BENCH_N) --parked $(BENCH_M)
+
+BENCH_PARKED ?= 10000
+
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale --parked $(BENCH_PARKED)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick

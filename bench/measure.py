@@ -7,12 +7,13 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowHandle
@@ -78,6 +79,8 @@ class WorkerProcess:
         assert process.stdout is not None
         if process.stdout.readline().strip() != "ready":
             raise RuntimeError(f"the {kind} worker did not start; see {log}")
+        # Whatever it writes later goes to the log: a pipe left unread fills and stops it dead.
+        threading.Thread(target=_copy, args=(process.stdout, log), daemon=True).start()
         return cls(process)
 
     def rss_mib(self) -> float:
@@ -91,6 +94,12 @@ class WorkerProcess:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(30)
+
+
+def _copy(source: IO[str], log: Path) -> None:
+    with log.open("a") as sink:
+        for line in source:
+            sink.write(line)
 
 
 async def bounded(calls: Sequence[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:

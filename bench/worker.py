@@ -18,6 +18,7 @@ from bench.memory_store import memory_collaborators
 from converter import DATA_CONVERTER
 from logs import configure_logging
 from settings import Settings, WorkflowSandbox
+from starter.client import worker_runtime
 from storage.database import open_database
 from tuning import WorkerTuning, freeze_startup_heap, limit_malloc_arenas, worker_options
 from worker import build_worker
@@ -38,7 +39,9 @@ def tuning_from(args: argparse.Namespace) -> WorkerTuning:
 async def serve(args: argparse.Namespace) -> None:
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
-    client = await Client.connect(settings.temporal_address, data_converter=DATA_CONVERTER)
+    client = await Client.connect(
+        settings.temporal_address, data_converter=DATA_CONVERTER, runtime=worker_runtime(settings)
+    )
     tuning = tuning_from(args)
     if args.kind == "refund":
         collaborators = (

@@ -23,7 +23,7 @@ from starter.cli_common import (
 )
 from starter.cli_console import ConsolePort
 from starter.cli_people import enroll, print_demo_accounts
-from starter.client import RefundClient, connect, metrics_runtime
+from starter.client import RefundClient, connect, worker_runtime
 from starter.codec_server import codec_app, is_loopback, loopback_hosts
 from starter.demo import Demo, DemoResult, link_lines, outcome_table
 from starter.demo_data import demo_certificates
@@ -99,7 +99,7 @@ def worker_command() -> None:
     configure_logging(settings.log_format, settings.log_level)
 
     async def serve() -> None:
-        client = await connect(settings, runtime=metrics_runtime(settings))
+        client = await connect(settings, runtime=worker_runtime(settings))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

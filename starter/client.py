@@ -7,6 +7,7 @@ becomes a ``UserError`` with one readable line.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +25,14 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from codec import data_converter
@@ -86,12 +94,22 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     return settings.api_key is not None
 
 
-def metrics_runtime(settings: Settings) -> Runtime | None:
-    """A runtime exporting the SDK's and the refunds' metrics for Prometheus, if a port is set."""
-    if settings.metrics_port is None:
-        return None
-    prometheus = PrometheusConfig(bind_address=f"0.0.0.0:{settings.metrics_port}")
-    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+def worker_runtime(settings: Settings) -> Runtime:
+    """The SDK runtime of a worker: the core's own warnings go through this process's logging
+    (JSON in production), and its metrics to Prometheus where a port is set.
+
+    Left to itself the core writes them, coloured, to standard output; a worker whose output is
+    a pipe no one reads would then stop dead once the pipe is full."""
+    logs = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+    )
+    prometheus = (
+        PrometheusConfig(bind_address=f"0.0.0.0:{settings.metrics_port}")
+        if settings.metrics_port is not None
+        else None
+    )
+    return Runtime(telemetry=TelemetryConfig(logging=logs, metrics=prometheus))
 
 
 async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:

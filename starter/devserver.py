@@ -23,7 +23,7 @@ from temporalio.client import Client
 
 from console.serve import console_server, console_url
 from settings import Settings
-from starter.client import RefundClient, connect, metrics_runtime
+from starter.client import RefundClient, connect, worker_runtime
 from starter.codec_server import codec_app, loopback_hosts
 from starter.errors import UserError
 from starter.local_keys import encryption_codec
@@ -133,7 +133,7 @@ async def _wait_for_server(
     settings: Settings, process: subprocess.Popen[bytes], timeout: float
 ) -> Client:
     deadline = asyncio.get_running_loop().time() + timeout
-    runtime = metrics_runtime(settings)
+    runtime = worker_runtime(settings)
     while True:
         if process.poll() is not None:
             raise UserError(f"the Temporal dev server exited at start (code {process.returncode})")

@@ -18,7 +18,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from settings import Settings
-from starter.client import connect, metrics_runtime
+from starter.client import connect, worker_runtime
 from tests.clock_reading_workflow import ClockReadingWorkflow
 from tests.factories import certificate
 from tests.live_system import free_port
@@ -38,7 +38,7 @@ async def test_metrics_endpoint_has_sdk_and_refund_metrics(harness, temporal_env
     settings = harness.settings.model_copy(
         update={"temporal_address": server_address(temporal_env), "metrics_port": port}
     )
-    client = await connect(settings, runtime=metrics_runtime(settings))
+    client = await connect(settings, runtime=worker_runtime(settings))
     async with build_worker(client, settings=settings, task_queue="metrics"):
         harness.task_queue = "metrics"
         cert = certificate("met-1", purchased_at=datetime.now(UTC) - timedelta(days=1))

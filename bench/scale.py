@@ -1,0 +1,180 @@
+"""``make bench-scale``: ten thousand refunds waiting for review on one worker.
+
+Parks ``--parked`` refunds in review (the worker's RSS read at each checkpoint), reads the review
+queue from visibility (the first page of 50, then every page), restarts the worker and times until
+every parked refund answers a query again, then approves them all. The last line printed is one
+JSON object. Absolute figures depend on the machine; BENCHMARKS.md says which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from temporalio.client import Client, WorkflowHandle
+
+from bench.measure import (
+    CONCURRENCY,
+    WorkerProcess,
+    _approver,
+    _connect,
+    bounded,
+    certificates,
+    count,
+    enrol_reviewer,
+    refund_start,
+)
+from chaos.processes import ManagedServer, free_port
+from domain.certificates import Certificate
+from settings import Settings
+from starter.devserver import DevServerOptions
+from starter.review_pages import IN_REVIEW, MAX_PAGE_SIZE, PAGE_SIZE, Cursor, first_cursor
+from starter.review_pages import review_page as read_page
+from storage.certificates import CertificateStore
+from storage.database import open_database
+from workflows.contract import ApproveInput, RefundStatus
+from workflows.refund import RefundWorkflow
+
+console = Console(stderr=True, highlight=False)
+REVIEWER = "bench-reviewer"
+QUEUE = "scale"
+READS = 5
+"""Queue reads per figure; the median is reported."""
+
+
+async def park(
+    client: Client, certs: list[Certificate], worker: WorkerProcess
+) -> tuple[float, dict[int, float]]:
+    """Start every refund, a checkpoint at a time; seconds in all and the RSS at each."""
+    checkpoints = sorted({n for n in (2000, 5000, len(certs)) if n <= len(certs)})
+    rss: dict[int, float] = {}
+    began, done = time.perf_counter(), 0
+    for checkpoint in checkpoints:
+        batch = certs[done:checkpoint]
+        await bounded([refund_start(client, c, QUEUE) for c in batch], CONCURRENCY)
+        while await count(client, IN_REVIEW) < checkpoint:
+            await asyncio.sleep(1)
+        done = checkpoint
+        await asyncio.sleep(2)
+        rss[checkpoint] = round(worker.rss_mib(), 1)
+        console.print(f"  {checkpoint} parked, worker RSS {rss[checkpoint]} MiB")
+    return time.perf_counter() - began - 2 * len(checkpoints), rss
+
+
+async def queue_reads(client: Client) -> tuple[float, float, int]:
+    """Median milliseconds for the first page of 50 and for every page; rows in all."""
+    zone = Settings().zone
+    first, every, rows = [], [], 0
+    for _ in range(READS):
+        began = time.perf_counter()
+        page = await read_page(client, first_cursor(datetime.now(UTC), zone), limit=PAGE_SIZE)
+        first.append(1000 * (time.perf_counter() - began))
+        assert len(page.reviews) == PAGE_SIZE
+        began, rows = time.perf_counter(), 0
+        cursor: Cursor | None = first_cursor(datetime.now(UTC), zone)
+        while cursor is not None:
+            page = await read_page(client, cursor, limit=MAX_PAGE_SIZE)
+            rows += len(page.reviews)
+            cursor = Cursor.decode(page.after) if page.after else None
+        every.append(1000 * (time.perf_counter() - began))
+    return statistics.median(first), statistics.median(every), rows
+
+
+async def answering(client: Client, ids: list[str]) -> float:
+    """Seconds until every refund answers its status query (each replays on a cold worker)."""
+    began = time.perf_counter()
+
+    async def ask(refund_id: str) -> None:
+        handle: WorkflowHandle[RefundWorkflow, RefundStatus] = client.get_workflow_handle_for(
+            RefundWorkflow.run, refund_id
+        )
+        await handle.query(RefundWorkflow.status)
+
+    await bounded([partial(ask, i) for i in ids], CONCURRENCY)
+    return time.perf_counter() - began
+
+
+async def scale(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    db_url = f"sqlite:///{workdir / 'refunds.db'}"
+    store = CertificateStore(open_database(db_url))
+    certs = certificates("park", args.parked, 10)
+    store.seed(certs)
+    key_dir = workdir / "keys"
+    enrol_reviewer(store.engine, key_dir, REVIEWER)
+    options = DevServerOptions(
+        "127.0.0.1", free_port(), free_port(), workdir / "temporal.db", "default"
+    )
+    server = ManagedServer(options, (workdir / "server.log").open("ab"))
+    server.start()
+    log = workdir / "workers.log"
+    try:
+        client = await _connect(server.address)
+        env = {
+            "REFUNDS_TEMPORAL_ADDRESS": server.address,
+            "REFUNDS_DATABASE_URL": db_url,
+            "REFUNDS_TASK_QUEUE": QUEUE,
+            "REFUNDS_REVIEWERS": REVIEWER,
+            "REFUNDS_LOG_FORMAT": "json",
+        }
+        worker = WorkerProcess.start("refund", env, log, args.worker_args.split())
+        idle = round(worker.rss_mib(), 1)
+        console.print(f"parking {args.parked} reviews ...")
+        park_seconds, rss = await park(client, certs, worker)
+        console.print("reading the review queue ...")
+        first_ms, all_ms, rows = await queue_reads(client)
+        assert rows == args.parked, f"the queue listed {rows} of {args.parked}"
+        worker.stop()
+        console.print("restarting the worker ...")
+        worker = WorkerProcess.start("refund", env, log, args.worker_args.split())
+        ids = [f"refund-{c.certificate_id}" for c in certs]
+        resume_seconds = await answering(client, ids)
+        resumed_rss = round(worker.rss_mib(), 1)
+        console.print(f"approving {args.parked} ...")
+        began = time.perf_counter()
+        handles = [client.get_workflow_handle(i) for i in ids]
+        approve = ApproveInput(reviewer=REVIEWER)
+        await bounded([_approver(h, approve, key_dir) for h in handles], CONCURRENCY)
+        await bounded([h.result for h in handles], 4 * CONCURRENCY)
+        approve_seconds = time.perf_counter() - began
+        worker.stop()
+    finally:
+        server.stop()
+    return {
+        "parked": args.parked,
+        "parked_per_s": round(args.parked / park_seconds, 1),
+        "approvals_per_s": round(args.parked / approve_seconds, 1),
+        "worker_rss_idle_mib": idle,
+        "worker_rss_mib": {str(n): v for n, v in rss.items()},
+        "pending_first_page_ms": round(first_ms, 1),
+        "pending_all_ms": round(all_ms, 1),
+        "resume_all_answering_s": round(resume_seconds, 1),
+        "worker_rss_after_resume_mib": resumed_rss,
+        "worker_args": args.worker_args,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--parked", type=int, default=10_000)
+    parser.add_argument("--worker-args", default="", help="tuning flags for bench.worker")
+    args = parser.parse_args()
+    if args.parked < PAGE_SIZE:
+        parser.error(f"--parked must be at least {PAGE_SIZE}")
+    with tempfile.TemporaryDirectory(prefix="refunds-scale-") as scratch:
+        results = asyncio.run(scale(args, Path(scratch)))
+    for key, value in results.items():
+        console.print(f"{key}: {value}")
+    print(json.dumps(results), flush=True)
+
+
+if __name__ == "__main__":
+    main()
