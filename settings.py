@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     operators: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["operator-1"])
     timezone: str = "Asia/Shanghai"
     holiday_country: str = "CN"
+    calendar_file: Path | None = Path("var/calendar.toml")
+    """The official holiday schedule where the ``holidays`` package lacks it (TOML, one table per
+    year; ``refunds calendar apply`` writes it). A missing file adds nothing."""
     review_timeout_action: TimeoutAction = "approve"
     fallback_to_balance: bool = False
     payment_patience: timedelta = timedelta(hours=1)

@@ -83,6 +83,7 @@ def refund_terms(settings: Settings) -> RefundTerms:
     return RefundTerms(
         timezone=settings.timezone,
         holiday_country=settings.holiday_country,
+        calendar_file=settings.calendar_file,
         timeout_action=settings.review_timeout_action,
         reviewers=tuple(settings.reviewers),
         operators=tuple(settings.operators),
@@ -109,6 +110,7 @@ def activities(
     return [
         assessment.assess,
         assessment.recheck,
+        assessment.count_review_deadline,
         records.load_certificate,
         records.mark_refund_pending,
         records.restore_certificate,

@@ -11,16 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.payloads import AssessInput, Recheck
+from activities.payloads import AssessInput, DeadlineCount, DeadlineInput, Recheck
+from activities.schedule_file import ScheduleFile
 from domain.decisions import Assessment, Decision
 from domain.errors import RULES_FAILED
 from workflows.business_days import BusinessCalendar
-from workflows.policy import assess, still_refundable
+from workflows.policy import assess, review_deadline, still_refundable
 
 T = TypeVar("T")
 
@@ -32,6 +34,7 @@ class RefundTerms:
 
     timezone: str = "Asia/Shanghai"
     holiday_country: str = "CN"
+    calendar_file: Path | None = None
     timeout_action: Literal["approve", "reject"] = "approve"
     reviewers: tuple[str, ...] = ()
     operators: tuple[str, ...] = ()
@@ -44,7 +47,11 @@ class RefundTerms:
 class AssessmentActivities:
     def __init__(self, terms: RefundTerms) -> None:
         self.terms = terms
-        self.calendar = BusinessCalendar(terms.holiday_country)
+        self.schedule = ScheduleFile(terms.calendar_file)
+
+    @property
+    def calendar(self) -> BusinessCalendar:
+        return BusinessCalendar(self.terms.holiday_country, self.schedule.current())
 
     @activity.defn(name="assess_refund")
     def assess(self, request: AssessInput) -> Assessment:
@@ -71,6 +78,23 @@ class AssessmentActivities:
             history_event_limit=terms.history_event_limit,
             history_bytes_limit=terms.history_bytes_limit,
         )
+
+    @activity.defn(name="count_review_deadline")
+    def count_review_deadline(self, request: DeadlineInput) -> DeadlineCount:
+        """The review deadline of a request in review, counted with today's calendar (after
+        ``refunds calendar apply``): the refund moves its deadline if this differs."""
+        calendar = self.calendar
+        deadline, _ = _final(
+            lambda: review_deadline(
+                request.certificate,
+                request.submitted_at,
+                timezone=self.terms.timezone,
+                calendar=calendar,
+            )
+        )
+        first, last = request.submitted_at.year, deadline.year
+        years = [year for year in sorted(calendar.schedule.covered) if first <= year <= last]
+        return DeadlineCount(deadline=deadline, official_years=years)
 
     @activity.defn(name="recheck_refund")
     def recheck(self, request: AssessInput) -> Recheck:

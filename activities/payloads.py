@@ -35,6 +35,19 @@ class AssessInput(BaseModel):
     """Only the terms: the refund resumes what an earlier run of it decided."""
 
 
+class DeadlineInput(BaseModel):
+    certificate: Certificate
+    submitted_at: datetime
+
+
+class DeadlineCount(BaseModel):
+    """A review deadline counted again with the calendar the worker has now."""
+
+    deadline: datetime
+    official_years: list[int] = Field(default_factory=list)
+    """The years of official schedule the count ran through."""
+
+
 class Recheck(BaseModel):
     """The "still refundable now" check before any approval is carried out."""
 

@@ -2,7 +2,8 @@
 
 Commands live by group: ``cli_review`` (submit, act, follow), ``cli_records`` (seed, check),
 ``cli_attention`` (retry, resolve), ``cli_books`` (ledger, certificate, repair, schedule) and
-``cli_system`` (up, worker, codec-server, demo); ``cli_people`` (people add, remove, list).
+``cli_system`` (up, worker, codec-server, demo); ``cli_people`` (people add, remove, list);
+``cli_calendar`` (calendar show, apply).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import typer
 from starter import (
     cli_attention,
     cli_books,
+    cli_calendar,
     cli_console,
     cli_people,
     cli_records,
@@ -53,6 +55,7 @@ app.command("codec-server")(cli_system.codec_server)
 app.command("worker")(cli_system.worker_command)
 app.command("console")(cli_console.console_command)
 app.add_typer(cli_people.people_app)
+app.add_typer(cli_calendar.calendar_app)
 
 
 def one_line(text: str) -> str:

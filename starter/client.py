@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -281,6 +281,19 @@ class RefundClient:
 
         The signal carries nothing: each refund reads the directory again itself."""
         query = "WorkflowType = 'RefundWorkflow' AND ExecutionStatus = 'Running'"
+        try:
+            ids = [execution.id async for execution in self.client.list_workflows(query)]
+        except RPCError as err:
+            raise UserError(f"Temporal refused the request: {_first_line(err)}") from None
+        return await self._tell(ids, RefundWorkflow.people_changed)
+
+    async def announce_calendar_change(self, refund_ids: list[str]) -> Announcement:
+        """Tell these refunds the calendar changed: each counts its review deadline again."""
+        return await self._tell(refund_ids, RefundWorkflow.calendar_changed)
+
+    async def _tell(
+        self, refund_ids: list[str], signal: Callable[[RefundWorkflow], Awaitable[None]]
+    ) -> Announcement:
         limit = asyncio.Semaphore(16)
 
         async def tell(refund_id: str) -> bool:
@@ -288,14 +301,10 @@ class RefundClient:
                 handle: RefundHandle = self.client.get_workflow_handle_for(
                     RefundWorkflow.run, refund_id
                 )
-                await handle.signal(RefundWorkflow.people_changed, rpc_timeout=RPC_TIMEOUT)
+                await handle.signal(signal, rpc_timeout=RPC_TIMEOUT)
                 return True
 
-        try:
-            ids = [execution.id async for execution in self.client.list_workflows(query)]
-        except RPCError as err:
-            raise UserError(f"Temporal refused the request: {_first_line(err)}") from None
-        results = await asyncio.gather(*map(tell, ids), return_exceptions=True)
+        results = await asyncio.gather(*map(tell, refund_ids), return_exceptions=True)
         finished = sum(
             1 for r in results if isinstance(r, RPCError) and r.status is RPCStatusCode.NOT_FOUND
         )

@@ -23,6 +23,11 @@ os.environ.setdefault("REFUNDS_WORKFLOW_SANDBOX", "strict")
 # Keys made by tests stay out of the working copy's var/keys (and a developer's local key out of
 # the tests' clients).
 os.environ.setdefault("REFUNDS_KEY_DIR", tempfile.mkdtemp(prefix="refunds-test-keys-"))
+# Likewise the official calendar: a developer's var/calendar.toml must not move tests' deadlines.
+os.environ.setdefault(
+    "REFUNDS_CALENDAR_FILE",
+    os.path.join(tempfile.mkdtemp(prefix="refunds-test-calendar-"), "calendar.toml"),
+)
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,6 +65,7 @@ class System:
         }
         self.process: subprocess.Popen[str] | None = None
         self.banner = ""
+        self.output: deque[str] = deque(maxlen=5000)
 
     @property
     def temporal_address(self) -> str:
@@ -88,6 +91,9 @@ class System:
             assert line or self.process.poll() is None, "refunds up exited"
             self.banner += line
             assert time.monotonic() < deadline, self.banner
+        # Keep reading what it writes: a full pipe would stop the worker inside it.
+        for stream in (self.process.stdout, self.process.stderr):
+            threading.Thread(target=self.output.extend, args=(stream,), daemon=True).start()
 
     def down(self) -> int | None:
         if self.process is None or self.process.poll() is not None:

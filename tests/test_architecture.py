@@ -53,3 +53,24 @@ def test_no_module_outside_the_tests_is_longer_than_about_350_lines():
         if (lines := len(path.read_text().splitlines())) > 370
     }
     assert too_long == {}
+
+
+def test_the_workflow_modules_the_sandbox_passes_through_read_no_clock_and_do_no_io():
+    """The sandbox imports these once and does not check them at run time, so their source is
+    checked here: no clock but ``workflow.now()``, no randomness, no I/O, no threads or sleeps."""
+    from tuning import PASSTHROUGH_MODULES
+
+    forbidden = re.compile(
+        r"\b(datetime\.now|datetime\.utcnow|date\.today|time\.time|time\.sleep|asyncio\.sleep"
+        r"|uuid\.uuid[14]|open\()"
+        r"|^\s*(import|from)\s+(random|os|time|uuid|socket|subprocess|threading|requests|httpx"
+        r"|sqlalchemy|storage|settings)\b",
+        re.M,
+    )
+    modules = [m for m in PASSTHROUGH_MODULES if m.startswith("workflows.")]
+    assert {"workflows.progress", "workflows.audit", "workflows.review_checks"} <= set(modules)
+    found = {
+        module: forbidden.findall((ROOT / (module.replace(".", "/") + ".py")).read_text())
+        for module in modules
+    }
+    assert {module: hits for module, hits in found.items() if hits} == {}

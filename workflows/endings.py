@@ -186,3 +186,15 @@ class Endings:
             and (self.steps.support_ticket is None or self.steps.support_ticket.done())
             and self.desk.cancellation_settled
         )
+
+
+def revoke_choice(known: bool | None, decided: bool) -> bool:
+    """The revoke decision made as money started to move (the certificate may have been issued
+    during the review), else the rules' decision."""
+    return decided if known is None else known
+
+
+def is_rerun() -> bool:
+    """A reset keeps the first run's id and input; a new submission starts a new chain."""
+    info = workflow.info()
+    return info.run_id != info.first_execution_run_id and info.continued_run_id is None

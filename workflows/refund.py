@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -47,9 +46,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows import versions
-from workflows.endings import ALREADY_RELEASED, Endings
+from workflows.endings import ALREADY_RELEASED, Endings, is_rerun, revoke_choice
 from workflows.payout import Payout
 from workflows.progress import RefundProgress
+from workflows.review_deadline import DeadlineKeeper
 from workflows.review_desk import ReviewDesk
 from workflows.steps import RULES_ACTOR, SYSTEM, RefundSteps
 
@@ -88,13 +88,17 @@ class RefundWorkflow:
             operator_proof=lambda: self._operator_proof,
         )
         self._operator_proof = False
+        self._deadline = DeadlineKeeper(
+            self._progress,
+            lambda: self._desk.review is None and not self._progress.decision_pending,
+        )
 
     @workflow.run
     async def run(self, request: RefundRequest) -> RefundStatus:
         # Each version includes the ones before: a new run records one patch marker (each also
         # upserts a search attribute), and an older run replays with its own marker.
         version = versions.running_version()
-        self._queue_card = version >= 5
+        self._queue_card = self._deadline.enabled = version >= 5
         self._desk.signed.required = version >= 4
         self._operator_proof = version >= 3
         self._steps.local_load = version >= 2
@@ -124,7 +128,7 @@ class RefundWorkflow:
                     self._steps.show_in_review_queue()
                 await self._await_review()
             else:
-                revoke = _revoke(carried.revoke, self._steps.revoke_required())
+                revoke = revoke_choice(carried.revoke, self._steps.revoke_required())
                 await self._endings.refund(revoke=revoke, waiting=True)
         if self._steps.support_ticket is not None:
             await self._steps.support_ticket
@@ -155,7 +159,7 @@ class RefundWorkflow:
         steps.open_support_ticket()
         released = self._operator_proof and steps.released_by_this_refund(certificate)
         unfinished = certificate.status is not CertificateStatus.REFUNDED
-        resume = released and (request.repair is not None or _is_rerun() or unfinished)
+        resume = released and (request.repair is not None or is_rerun() or unfinished)
         held = self._operator_proof and certificate.held_by == progress.refund_id
         assessment = await steps.assess(certificate, resume=resume or request.repair is not None)
         if assessment is None:
@@ -176,7 +180,7 @@ class RefundWorkflow:
             await self._endings.repair(released)
         elif resume or decision is None:
             desk.choose_path("this refund had already released the certificate")
-            why = "re-run after reset: " if _is_rerun() else "a new request resumes it: "
+            why = "re-run after reset: " if is_rerun() else "a new request resumes it: "
             await self._endings.resume(SYSTEM, why + ALREADY_RELEASED)
         elif decision.outcome is Outcome.DENIED:
             desk.choose_path(f"the rules denied the request ({decision.rule.value})")
@@ -213,6 +217,13 @@ class RefundWorkflow:
     async def people_changed(self, *payloads: Any) -> None:
         """Carries nothing to trust: the directory is read again from the system of record."""
         await self._desk.signed.directory_changed()
+
+    @workflow.signal(
+        name="calendar_changed", unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON
+    )
+    async def calendar_changed(self, *payloads: Any) -> None:
+        """Carries nothing to trust: the deadline is counted again with the worker's calendar."""
+        await self._deadline.calendar_changed()
 
     @workflow.signal(dynamic=True)
     def unknown_signal(self, name: str, payloads: Sequence[RawValue]) -> None:
@@ -295,27 +306,16 @@ class RefundWorkflow:
         await self._await_review()
 
     async def _await_review(self) -> None:
-        desk = self._desk
-        assessment = self._progress.assessment
-        assert assessment is not None and assessment.review_deadline is not None
-        while desk.review is None:
-            remaining = assessment.review_deadline - workflow.now()
-            if remaining <= timedelta(0):
-                break
-            try:
-                await workflow.wait_condition(
-                    lambda: desk.review is not None or self._endings.may_continue_as_new(),
-                    timeout=remaining,
-                )
-            except TimeoutError:
-                break
-            if desk.review is None and self._endings.may_continue_as_new():
-                workflow.continue_as_new(self._progress.carry())
+        desk, endings = self._desk, self._endings
+        decided = lambda: desk.review is not None or endings.may_continue_as_new()  # noqa: E731
+        while not await self._deadline.passed_before(decided) and desk.review is None:
+            workflow.continue_as_new(self._progress.carry())
         review = desk.review
         if review is None:
             desk.deadline_passed = True
             self._progress.decision_pending = True
-            await self._at_deadline(assessment)
+            assert self._progress.assessment is not None
+            await self._at_deadline(self._progress.assessment)
         elif review.action is ReviewAction.APPROVE:
             await self._approve(review.actor)
         elif review.action is ReviewAction.REJECT:
@@ -332,7 +332,7 @@ class RefundWorkflow:
                 return
             self._progress.decided_by = reviewer
             await self._endings.refund(
-                revoke=_revoke(verdict.revoke, self._steps.revoke_required())
+                revoke=revoke_choice(verdict.revoke, self._steps.revoke_required())
             )
             return
         self._progress.decided_by = reviewer
@@ -350,20 +350,10 @@ class RefundWorkflow:
             await self._endings.reject(DEADLINE_ACTOR, verdict.reason, restore=verdict.restore)
         elif assessment.timeout_action == "approve":
             progress.decided_by = DEADLINE_ACTOR
-            await self._endings.refund(revoke=_revoke(verdict.revoke, steps.revoke_required()))
+            await self._endings.refund(
+                revoke=revoke_choice(verdict.revoke, steps.revoke_required())
+            )
         else:
             await self._endings.reject(
                 DEADLINE_ACTOR, "no reviewer decided before the review deadline", restore=True
             )
-
-
-def _revoke(known: bool | None, decided: bool) -> bool:
-    """The revoke decision made as money started to move (the certificate may have been issued
-    during the review), else the rules' decision."""
-    return decided if known is None else known
-
-
-def _is_rerun() -> bool:
-    """A reset keeps the first run's id and input; a new submission starts a new chain."""
-    info = workflow.info()
-    return info.run_id != info.first_execution_run_id and info.continued_run_id is None

@@ -1,11 +1,14 @@
 """Who may act on a refund, and when: the checks behind review signals, updates, operator actions
 and Temporal cancellation requests. Pure functions of the refund's state, so a refused signal and
-a refused update give the same reason.
+a refused update give the same reason; and the records of what people decided (``Action``,
+``Cancellation``, ``Verdict``). Pure, so the sandbox imports it once (``tuning``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 
 from domain.values import MAX_TEXT, id_problem
 from workflows.contract import RefundState, ReviewAction
@@ -98,3 +101,37 @@ def cancellation_refusal(context: ReviewContext) -> str | None:
     if context.state is RefundState.NEEDS_ATTENTION:
         return "the refund needs attention: only `refunds retry` or `refunds resolve` end it"
     return f"the refund is already {context.state.value}"
+
+
+@dataclass(frozen=True)
+class Action:
+    action: ReviewAction
+    actor: str
+    text: str
+
+
+@dataclass
+class Cancellation:
+    """A cancellation request from Temporal, audited once its sender's identity is known."""
+
+    at: datetime
+    reason: str
+    refusal: str | None
+    final: bool
+    """Whether the request's fate is known (before the rules decide, the refund's path decides)."""
+    audited: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether an approval may be carried out: a reason when not."""
+
+    reason: str = ""
+    restore: bool = True
+    """Whether to give the certificate back on a refusal (before v3: only if it could be loaded)."""
+    revoke: bool | None = None
+    """Whether paying means revoking, from the certificate as it is now (``None``: as decided)."""
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.reason)

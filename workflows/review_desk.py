@@ -5,8 +5,7 @@ audited as refused; the workflow's paths act on what was accepted."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -35,6 +34,8 @@ from workflows.payout_rules import cause
 from workflows.progress import RefundProgress
 from workflows.review_checks import (
     DIRECTORY_PENDING,
+    Action,
+    Cancellation,
     ReviewContext,
     cancellation_refusal,
     operator_refusal,
@@ -49,25 +50,6 @@ TEMPORAL_ACTOR = "temporal"
 TEMPORAL_CANCELLATION = "cancellation requested through Temporal"
 NO_IDENTITY = "a Temporal client that sent no identity"
 """Who asked, when the request carried no identity (the Web UI without sign-in sends none)."""
-
-
-@dataclass(frozen=True)
-class Action:
-    action: ReviewAction
-    actor: str
-    text: str
-
-
-@dataclass
-class Cancellation:
-    """A cancellation request from Temporal, audited once its sender's identity is known."""
-
-    at: datetime
-    reason: str
-    refusal: str | None
-    final: bool
-    """Whether the request's fate is known (before the rules decide, the refund's path decides)."""
-    audited: asyncio.Task[None] | None = None
 
 
 class ReviewDesk:

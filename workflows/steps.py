@@ -5,7 +5,6 @@ system of record, support, the customer's notice, and each change of state with 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -40,25 +39,11 @@ with workflow.unsafe.imports_passed_through():
 from workflows.payout import RECORD_RETRY, RECORD_TIMEOUT
 from workflows.payout_rules import cause
 from workflows.progress import RefundProgress
+from workflows.review_checks import Verdict
 
 ASSESS_TIMEOUT = timedelta(seconds=10)
 RULES_ACTOR = "rules"
 SYSTEM = "system"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Whether an approval may be carried out: a reason when not."""
-
-    reason: str = ""
-    restore: bool = True
-    """Whether to give the certificate back on a refusal (before v3: only if it could be loaded)."""
-    revoke: bool | None = None
-    """Whether paying means revoking, from the certificate as it is now (``None``: as decided)."""
-
-    @property
-    def refused(self) -> bool:
-        return bool(self.reason)
 
 
 class RefundSteps:
