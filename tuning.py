@@ -1,4 +1,5 @@
-"""How a worker runs: its slots, pollers and cache, the SDK sandbox, and process tweaks.
+"""How a worker runs: its slots, pollers and cache, the SDK sandbox, its runtime (core logs and
+metrics), and process tweaks.
 
 The defaults are what ``make bench`` measured best with the sandbox on (BENCHMARKS.md).
 """
@@ -8,17 +9,26 @@ from __future__ import annotations
 import compileall
 import ctypes
 import gc
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.worker import PollerBehaviorSimpleMaximum, UnsandboxedWorkflowRunner, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import workflows
-from settings import WorkflowSandbox
+from settings import Settings, WorkflowSandbox
 
 PASSTHROUGH_MODULES = (
     "pydantic",
@@ -164,3 +174,21 @@ def worker_options(
             tuning.sandbox, passthrough=tuning.passthrough, workflow_modules=workflow_modules
         ),
     }
+
+
+def worker_runtime(settings: Settings) -> Runtime:
+    """The SDK runtime of a worker: the core's own warnings go through this process's logging
+    (JSON in production), and its metrics to Prometheus where a port is set.
+
+    Left to itself the core writes them, coloured, to standard output; a worker whose output is
+    a pipe no one reads would then stop dead once the pipe is full."""
+    logs = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+    )
+    prometheus = (
+        PrometheusConfig(bind_address=f"0.0.0.0:{settings.metrics_port}")
+        if settings.metrics_port is not None
+        else None
+    )
+    return Runtime(telemetry=TelemetryConfig(logging=logs, metrics=prometheus))

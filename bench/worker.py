@@ -18,9 +18,14 @@ from bench.memory_store import memory_collaborators
 from converter import DATA_CONVERTER
 from logs import configure_logging
 from settings import Settings, WorkflowSandbox
-from starter.client import worker_runtime
 from storage.database import open_database
-from tuning import WorkerTuning, freeze_startup_heap, limit_malloc_arenas, worker_options
+from tuning import (
+    WorkerTuning,
+    freeze_startup_heap,
+    limit_malloc_arenas,
+    worker_options,
+    worker_runtime,
+)
 from worker import build_worker
 
 

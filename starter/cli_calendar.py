@@ -24,7 +24,7 @@ from starter.cli_common import JsonFlag, call_temporal, certificate_store, load_
 from starter.client import RefundClient
 from starter.errors import UserError
 from starter.render import console, local_time, print_json
-from starter.review_pages import MAX_PAGE_SIZE, Cursor, PendingReview, first_cursor
+from starter.review_pages import first_cursor
 from workflows.business_days import BusinessCalendar
 from workflows.policy import review_deadline
 
@@ -165,12 +165,7 @@ def _missing(file: Path) -> OfficialSchedule:
 async def _move(
     refunds: RefundClient, settings: Settings, calendar: BusinessCalendar
 ) -> tuple[list[Move], int]:
-    reviews: list[PendingReview] = []
-    cursor: Cursor | None = first_cursor(datetime.now(UTC), settings.zone)
-    while cursor is not None:
-        page = await refunds.review_page(cursor, limit=MAX_PAGE_SIZE)
-        reviews += page.reviews
-        cursor = Cursor.decode(page.after) if page.after else None
+    reviews = await refunds.every_review(first_cursor(datetime.now(UTC), settings.zone))
     certificates = certificate_store(settings)
     moves = []
     for review in reviews:

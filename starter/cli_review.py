@@ -215,12 +215,11 @@ def pending(
     )
 
     async def read(refunds: RefundClient) -> tuple[list[PendingReview], str | None, int]:
+        total = await refunds.in_review()
+        if every:
+            return await refunds.every_review(cursor, limit=limit, reason=reason), None, total
         page = await refunds.review_page(cursor, limit=limit, reason=reason)
-        reviews = list(page.reviews)
-        while every and page.after is not None:
-            page = await refunds.review_page(Cursor.decode(page.after), limit=limit, reason=reason)
-            reviews += page.reviews
-        return reviews, page.after, await refunds.in_review()
+        return page.reviews, page.after, total
 
     reviews, next_page, total = call_temporal(settings, read)
     queue = review_queue(reviews, now, settings.zone, BusinessCalendar(settings.holiday_country))

@@ -23,7 +23,7 @@ from starter.cli_common import (
 )
 from starter.cli_console import ConsolePort
 from starter.cli_people import enroll, print_demo_accounts
-from starter.client import RefundClient, connect, worker_runtime
+from starter.client import RefundClient, connect
 from starter.codec_server import codec_app, is_loopback, loopback_hosts
 from starter.demo import Demo, DemoResult, link_lines, outcome_table
 from starter.demo_data import demo_certificates
@@ -34,7 +34,7 @@ from starter.render import (
     console,
     print_json,
 )
-from tuning import limit_malloc_arenas
+from tuning import limit_malloc_arenas, worker_runtime
 from worker import run_worker
 
 

@@ -7,7 +7,6 @@ becomes a ``UserError`` with one readable line.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,21 +24,22 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.runtime import (
-    LogForwardingConfig,
-    LoggingConfig,
-    PrometheusConfig,
-    Runtime,
-    TelemetryConfig,
-    TelemetryFilter,
-)
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from codec import data_converter
 from settings import Settings
 from starter.errors import UserError
 from starter.local_keys import encryption_codec
-from starter.review_pages import PAGE_SIZE, Cursor, ReviewPage, in_review, review_page
+from starter.review_pages import (
+    MAX_PAGE_SIZE,
+    PAGE_SIZE,
+    Cursor,
+    PendingReview,
+    ReviewPage,
+    in_review,
+    review_page,
+)
 from starter.signing import signed
 from workflows.contract import (
     ActionResult,
@@ -92,24 +92,6 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
             client_private_key=_read(settings.tls_key),
         )
     return settings.api_key is not None
-
-
-def worker_runtime(settings: Settings) -> Runtime:
-    """The SDK runtime of a worker: the core's own warnings go through this process's logging
-    (JSON in production), and its metrics to Prometheus where a port is set.
-
-    Left to itself the core writes them, coloured, to standard output; a worker whose output is
-    a pipe no one reads would then stop dead once the pipe is full."""
-    logs = LoggingConfig(
-        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
-        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
-    )
-    prometheus = (
-        PrometheusConfig(bind_address=f"0.0.0.0:{settings.metrics_port}")
-        if settings.metrics_port is not None
-        else None
-    )
-    return Runtime(telemetry=TelemetryConfig(logging=logs, metrics=prometheus))
 
 
 async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
@@ -255,6 +237,18 @@ class RefundClient:
             return await review_page(self.client, cursor, limit=limit, reason=reason)
         except RPCError as err:
             raise UserError(f"Temporal refused the request: {_first_line(err)}") from None
+
+    async def every_review(
+        self, cursor: Cursor, *, limit: int = MAX_PAGE_SIZE, reason: RefundReason | None = None
+    ) -> list[PendingReview]:
+        """Every page of the review queue from ``cursor`` on."""
+        reviews: list[PendingReview] = []
+        at: Cursor | None = cursor
+        while at is not None:
+            page = await self.review_page(at, limit=limit, reason=reason)
+            reviews += page.reviews
+            at = Cursor.decode(page.after) if page.after else None
+        return reviews
 
     async def in_review(self) -> int:
         try:

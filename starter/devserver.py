@@ -23,11 +23,12 @@ from temporalio.client import Client
 
 from console.serve import console_server, console_url
 from settings import Settings
-from starter.client import RefundClient, connect, worker_runtime
+from starter.client import RefundClient, connect
 from starter.codec_server import codec_app, loopback_hosts
 from starter.errors import UserError
 from starter.local_keys import encryption_codec
 from starter.schedules import RECONCILIATION_SCHEDULE, ensure_reconciliation_schedule
+from tuning import worker_runtime
 from worker import build_worker
 from workflows.search_attributes import DEV_SERVER_TYPES
 

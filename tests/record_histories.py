@@ -23,9 +23,10 @@ from tests.scenarios import SCENARIOS
 from worker import build_worker
 
 HISTORIES = Path(__file__).with_name("histories")
-CURRENT = "v4"
+CURRENT = "v5"
 """The folder the running code records into (v1: before ``local-load-final-state-at-close``,
-v2: before ``operator-proof``, v3: before ``signed-actions``)."""
+v2: before ``operator-proof``, v3: before ``signed-actions``, v4: before
+``review-queue-memo``)."""
 
 
 async def record(names: list[str]) -> None:
@@ -36,7 +37,11 @@ async def record(names: list[str]) -> None:
         with tempfile.TemporaryDirectory() as scratch:
             for name in names:
                 url = f"sqlite:///{scratch}/{name}.db"
-                settings = Settings(database_url=url, reviewers=REVIEWERS)
+                settings = Settings(
+                    database_url=url,
+                    reviewers=REVIEWERS,
+                    calendar_file=Path(scratch) / f"{name}.toml",
+                )
                 engine = open_database(url)
                 task_queue = f"record-{uuid.uuid4().hex[:8]}"
                 harness = Harness.create(env, task_queue, settings, CertificateStore(engine))

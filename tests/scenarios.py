@@ -10,13 +10,15 @@ from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 
+from activities.schedule_file import write_schedule
 from domain.certificates import Channel
 from domain.decisions import Assessment
+from domain.official_calendar import parse_schedule
 from domain.signatures import Role
 from starter.books import repair
 from starter.client import RefundClient
 from storage.people import PeopleDirectory
-from tests.factories import BANK_REFUSES, certificate, refused_by_bank
+from tests.factories import BANK_REFUSES, SHANGHAI, certificate, refused_by_bank
 from tests.gateways import ChannelDown, RejectsOnce
 from tests.harness import Harness, workflow_tasks_completed
 from tests.signing import enrol
@@ -327,6 +329,21 @@ async def directory_changed_in_review(harness: Harness) -> Handle:
     return handle
 
 
+async def deadline_moved_by_calendar(harness: Harness) -> Handle:
+    """An official schedule makes the review's last business day a day off: the deadline moves
+    one business day later, and the review times out there."""
+    handle = await _in_review(harness, "h-calendar")
+    deadline = (await harness.status(handle)).review_deadline
+    assert deadline is not None and harness.settings.calendar_file is not None
+    last_day = (deadline - timedelta(microseconds=1)).astimezone(SHANGHAI).date()
+    schedule = f'[{last_day.year}]\nholidays = ["{last_day.isoformat()}"]\n'
+    write_schedule(harness.settings.calendar_file, parse_schedule(schedule, "scenario"))
+    await handle.signal(RefundWorkflow.calendar_changed)
+    await harness.wait_for(handle, lambda s: s.review_deadline != deadline)
+    await harness.fast_forward(handle, days=40)
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "auto_approved": auto_approved,
     "denied_by_rule": denied_by_rule,
@@ -354,4 +371,5 @@ SCENARIOS: dict[str, Scenario] = {
     "continued_as_new": continued_as_new,
     "forged_approval_refused": forged_approval_refused,
     "directory_changed_in_review": directory_changed_in_review,
+    "deadline_moved_by_calendar": deadline_moved_by_calendar,
 }

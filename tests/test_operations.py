@@ -18,11 +18,11 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from settings import Settings
-from starter.client import connect, worker_runtime
+from starter.client import connect
 from tests.clock_reading_workflow import ClockReadingWorkflow
 from tests.factories import certificate
 from tests.live_system import free_port
-from tuning import WorkerTuning, workflow_runner
+from tuning import WorkerTuning, worker_runtime, workflow_runner
 from worker import build_worker
 from workflows.contract import RefundState
 
