@@ -61,6 +61,7 @@ class System:
             "REFUNDS_CODEC_PORT": str(free_port()),
             "REFUNDS_CONSOLE_PORT": str(free_port()),
             "REFUNDS_KEY_DIR": str(workdir / "var" / "keys"),
+            "REFUNDS_CALENDAR_FILE": str(workdir / "var" / "calendar.toml"),
             "COLUMNS": "200",
         }
         self.process: subprocess.Popen[str] | None = None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 
+from tests.factories import SHANGHAI
 from tests.live_system import System, running_system
 
 
@@ -173,6 +177,61 @@ def test_review_queue_with_details_and_filters(system):
     assert system.json("pending", "--overdue") == []
     table = system.run("pending").stdout
     assert "refund-demo-review" in table and "business days left" in table
+
+
+def test_the_queue_pages_with_a_cursor(system):
+    every = [e["refund_id"] for e in system.json("pending", "--all")]
+    assert "refund-demo-review" in every and len(every) >= 2
+    seen: list[str] = []
+    cursor: list[str] = []
+    while True:
+        done = system.run("pending", "--json", "--limit", "1", *cursor)
+        seen += [e["refund_id"] for e in json.loads(done.stdout)]
+        more = re.search(r"next page: refunds pending --after (\S+)", done.stderr)
+        if more is None:
+            break
+        cursor = ["--after", more.group(1)]
+    assert seen == every
+    table = system.run("pending", "--limit", "1").stdout
+    assert "in review in all" in table and "next page: refunds pending --after" in table
+    line = system.refused("pending", "--after", "nonsense")
+    assert line == "refunds: error: --after: not a cursor printed by the review queue"
+
+
+def test_an_official_schedule_moves_a_deadline_in_review(system):
+    entry = next(e for e in system.json("pending") if e["refund_id"] == "refund-demo-review")
+    deadline = datetime.fromisoformat(entry["review_deadline"])
+    last_day = (deadline - timedelta(microseconds=1)).astimezone(SHANGHAI).date()
+    schedule = system.workdir / "official.toml"
+    schedule.write_text(f'[{last_day.year}]\nholidays = ["{last_day}"]\n')
+    applied = system.run("calendar", "apply", str(schedule)).stdout
+    assert "refund-demo-review" in applied
+    told = re.search(r"(\d+) of (\d+) refund\(s\) told to count their deadline again", applied)
+    assert told is not None and told.group(1) == told.group(2)
+    for _ in range(100):
+        status = system.json("status", "refund-demo-review")
+        if status["review_deadline"] != entry["review_deadline"]:
+            break
+        time.sleep(0.1)
+    assert datetime.fromisoformat(status["review_deadline"]) > deadline
+    moved = [a for a in status["audit"] if a["action"] == "review deadline moved"]
+    assert [a["actor"] for a in moved] == ["calendar"]
+    assert f"by the {last_day.year} schedule" in moved[0]["detail"]
+    shown = system.json("calendar", "show", str(last_day.year))
+    assert shown["official_schedule"] is True
+    assert {"date": last_day.isoformat(), "source": "official schedule"}.items() <= next(
+        d for d in shown["days"] if d["date"] == last_day.isoformat()
+    ).items()
+    for _ in range(50):  # once every refund told has recorded its move, nothing moves again
+        again = system.run("calendar", "apply", str(schedule)).stdout
+        if "no refund in review has its deadline moved by it" in again:
+            break
+        time.sleep(0.2)
+    assert "no refund in review has its deadline moved by it" in again
+    bad = system.workdir / "bad.toml"
+    bad.write_text("[2027]\nworkdays = ['2027-02-22']\n")
+    line = system.refused("calendar", "apply", str(bad))
+    assert line.endswith("[2027] workdays: 2027-02-22 is a Monday, a working day already")
 
 
 def test_reviewer_identity_comes_from_the_environment(system):

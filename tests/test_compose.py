@@ -194,6 +194,16 @@ def test_the_console_signs_as_people_with_keys_kept_in_a_volume(compose):
     assert environment["REFUNDS_KEY_DIR"] == "/keys"
     assert environment["REFUNDS_CONSOLE_HOST"] == "0.0.0.0"  # inside; published on loopback
     assert environment["REFUNDS_DATABASE_URL"].endswith("@postgresql:5432/refunds")
-    [keys] = console["volumes"]
-    target = keys["target"] if isinstance(keys, dict) else keys.split(":")[1]
-    assert target == "/keys"
+    targets = [v["target"] if isinstance(v, dict) else v.split(":")[1] for v in console["volumes"]]
+    assert targets == ["/keys", "/calendar"]
+
+
+def test_workers_and_console_count_deadlines_in_one_calendar_file(compose):
+    services = compose["services"]
+    for name in ("worker", "console"):
+        assert services[name]["environment"]["REFUNDS_CALENDAR_FILE"] == "/calendar/calendar.toml"
+        mounts = [
+            v["source"] if isinstance(v, dict) else v.split(":")[0]
+            for v in services[name]["volumes"]
+        ]
+        assert "calendar" in mounts

@@ -236,6 +236,9 @@ async def test_the_reviewer_desk_decides_and_refuses_a_reviewers_own_request(
     queue = (await desk.get("/reviews")).text
     assert queue.index("con-desk") > 0 and "con-own" in queue
     assert "con-desk" not in (await desk.get("/reviews?reason=other")).text
+    assert re.search(r"\d+ in review in all", queue)
+    mangled = await desk.get("/reviews?after=not-a-cursor")  # a hand-edited link: the first page
+    assert mangled.status_code == 200 and "con-desk" in mangled.text
     [own_id] = re.findall(r'href="/reviews/(refund-con-own[^"]*)"', queue)
     own = (await desk.get(f"/reviews/{own_id}")).text
     assert "This is your own request" in own
