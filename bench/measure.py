@@ -19,11 +19,15 @@ from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowHandle
 
 from bench.baseline import BaselineInput, BaselineWorkflow
+from chaos.processes import ManagedServer, free_port
 from converter import DATA_CONVERTER
 from domain.certificates import Certificate
 from domain.signatures import Role
+from starter.devserver import DevServerOptions
 from starter.people_keys import enrol
 from starter.signing import signed
+from storage.certificates import CertificateStore
+from storage.database import open_database
 from storage.people import PeopleDirectory
 from workflows.contract import ApproveInput, RefundRequest, ReviewAction
 from workflows.refund import RefundWorkflow
@@ -240,6 +244,38 @@ def _approver(
         RefundWorkflow.approve_request,
         signed(key_dir, handle.id, ReviewAction.APPROVE, approve),
     )
+
+
+@dataclass
+class Bench:
+    """A benchmark's world in ``workdir``: its system of record, seeded, a reviewer with a key,
+    and a dev server of its own."""
+
+    db_url: str
+    key_dir: Path
+    server: ManagedServer
+
+    @classmethod
+    def start(cls, workdir: Path, certs: Sequence[Certificate], reviewer: str) -> Bench:
+        db_url = f"sqlite:///{workdir / 'refunds.db'}"
+        store = CertificateStore(open_database(db_url))
+        store.seed(certs)
+        enrol_reviewer(store.engine, workdir / "keys", reviewer)
+        options = DevServerOptions(
+            "127.0.0.1", free_port(), free_port(), workdir / "temporal.db", "default"
+        )
+        server = ManagedServer(options, (workdir / "server.log").open("ab"))
+        server.start()
+        return cls(db_url, workdir / "keys", server)
+
+    def worker_env(self, queue: str, reviewer: str) -> dict[str, str]:
+        return {
+            "REFUNDS_TEMPORAL_ADDRESS": self.server.address,
+            "REFUNDS_DATABASE_URL": self.db_url,
+            "REFUNDS_TASK_QUEUE": queue,
+            "REFUNDS_REVIEWERS": reviewer,
+            "REFUNDS_LOG_FORMAT": "json",
+        }
 
 
 def enrol_reviewer(engine: Engine, key_dir: Path, reviewer: str) -> None:

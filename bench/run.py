@@ -22,6 +22,7 @@ from rich.table import Table
 from bench.measure import (
     CONCURRENCY,
     SETTLE_SECONDS,
+    Bench,
     Drains,
     WorkerProcess,
     _approver,
@@ -31,17 +32,12 @@ from bench.measure import (
     bounded,
     certificates,
     count,
-    enrol_reviewer,
     growth,
     latencies,
     percentile,
     refund_start,
     server_cost,
 )
-from chaos.processes import ManagedServer, free_port
-from starter.devserver import DevServerOptions
-from storage.certificates import CertificateStore
-from storage.database import open_database
 from workflows.contract import ApproveInput, RefundState
 from workflows.search_attributes import REFUND_STATE
 
@@ -50,31 +46,17 @@ REVIEWER = "bench-reviewer"
 
 
 async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    db_url = f"sqlite:///{workdir / 'refunds.db'}"
-    store = CertificateStore(open_database(db_url))
     drain_certs = certificates("drain", 2 * args.rounds * args.refunds, 1)
     latency_certs = certificates("lat", args.samples, 1)
     parked_certs = certificates("park", args.parked, 10)
-    store.seed(drain_certs + latency_certs + parked_certs)
-    key_dir = workdir / "keys"
-    enrol_reviewer(store.engine, key_dir, REVIEWER)
-    options = DevServerOptions(
-        "127.0.0.1", free_port(), free_port(), workdir / "temporal.db", "default"
-    )
-    server = ManagedServer(options, (workdir / "server.log").open("ab"))
-    server.start()
+    world = Bench.start(workdir, drain_certs + latency_certs + parked_certs, REVIEWER)
+    server, key_dir = world.server, world.key_dir
     client = await _connect(server.address)
     log = workdir / "workers.log"
     tuning = args.worker_args.split()
 
     def env(queue: str) -> dict[str, str]:
-        return {
-            "REFUNDS_TEMPORAL_ADDRESS": server.address,
-            "REFUNDS_DATABASE_URL": db_url,
-            "REFUNDS_TASK_QUEUE": queue,
-            "REFUNDS_REVIEWERS": REVIEWER,
-            "REFUNDS_LOG_FORMAT": "json",
-        }
+        return world.worker_env(queue, REVIEWER)
 
     results: dict[str, Any] = {}
     try:

@@ -24,23 +24,19 @@ from temporalio.client import Client, WorkflowHandle
 
 from bench.measure import (
     CONCURRENCY,
+    Bench,
     WorkerProcess,
     _approver,
     _connect,
     bounded,
     certificates,
     count,
-    enrol_reviewer,
     refund_start,
 )
-from chaos.processes import ManagedServer, free_port
 from domain.certificates import Certificate
 from settings import Settings
-from starter.devserver import DevServerOptions
 from starter.review_pages import IN_REVIEW, MAX_PAGE_SIZE, PAGE_SIZE, Cursor, first_cursor
 from starter.review_pages import review_page as read_page
-from storage.certificates import CertificateStore
-from storage.database import open_database
 from workflows.contract import ApproveInput, RefundStatus
 from workflows.refund import RefundWorkflow
 
@@ -104,27 +100,13 @@ async def answering(client: Client, ids: list[str]) -> float:
 
 
 async def scale(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    db_url = f"sqlite:///{workdir / 'refunds.db'}"
-    store = CertificateStore(open_database(db_url))
     certs = certificates("park", args.parked, 10)
-    store.seed(certs)
-    key_dir = workdir / "keys"
-    enrol_reviewer(store.engine, key_dir, REVIEWER)
-    options = DevServerOptions(
-        "127.0.0.1", free_port(), free_port(), workdir / "temporal.db", "default"
-    )
-    server = ManagedServer(options, (workdir / "server.log").open("ab"))
-    server.start()
+    world = Bench.start(workdir, certs, REVIEWER)
+    server, key_dir = world.server, world.key_dir
     log = workdir / "workers.log"
     try:
         client = await _connect(server.address)
-        env = {
-            "REFUNDS_TEMPORAL_ADDRESS": server.address,
-            "REFUNDS_DATABASE_URL": db_url,
-            "REFUNDS_TASK_QUEUE": QUEUE,
-            "REFUNDS_REVIEWERS": REVIEWER,
-            "REFUNDS_LOG_FORMAT": "json",
-        }
+        env = world.worker_env(QUEUE, REVIEWER)
         worker = WorkerProcess.start("refund", env, log, args.worker_args.split())
         idle = round(worker.rss_mib(), 1)
         console.print(f"parking {args.parked} reviews ...")

@@ -126,6 +126,14 @@ class Cursor:
             bounds.append(f"{REVIEW_DEADLINE.name} <= '{_utc(self.until)}'")
         return " AND ".join([IN_REVIEW, *bounds])
 
+    def later_query(self) -> str:
+        """Every request due after this window."""
+        end = self.origin + min(self.window, HORIZON_DAYS) * timedelta(days=1)
+        bounds = [f"{REVIEW_DEADLINE.name} > '{_utc(end)}'"]
+        if self.until is not None:
+            bounds.append(f"{REVIEW_DEADLINE.name} <= '{_utc(self.until)}'")
+        return " AND ".join([IN_REVIEW, *bounds])
+
     def following(self, token: bytes | None) -> Cursor | None:
         if token:
             return Cursor(self.origin, self.window, token, self.until)
@@ -158,8 +166,17 @@ async def review_page(
         executions = list(listing.current_page or [])
         reviews = await asyncio.gather(*(_review(client, e, queries) for e in executions))
         found += [r for r in reviews if reason is None or (r.card and r.card.reason is reason)]
-        at = at.following(listing.next_page_token)
+        following = at.following(listing.next_page_token)
+        moved_on = following is not None and following.window != at.window
+        # After an empty day, one count tells whether any later day holds a request at all.
+        if moved_on and not executions and not await _any(client, at.later_query()):
+            following = None
+        at = following
     return ReviewPage(found, at.encode() if at is not None else None)
+
+
+async def _any(client: Client, query: str) -> bool:
+    return bool((await client.count_workflows(query)).count)
 
 
 async def in_review(client: Client) -> int:

@@ -34,6 +34,18 @@ def test_the_walk_starts_at_todays_midnight_and_windows_are_deadline_days():
         assert "ExecutionStatus = 'Running'" in query
 
 
+def test_after_an_empty_day_one_count_asks_for_every_later_day():
+    cursor = first_cursor(NOW, SHANGHAI)
+    assert cursor.later_query().endswith("ReviewDeadline > '2026-11-26T16:00:00Z'")
+    assert (
+        Cursor(cursor.origin, window=3)
+        .later_query()
+        .endswith("ReviewDeadline > '2026-11-29T16:00:00Z'")
+    )
+    overdue = first_cursor(NOW, SHANGHAI, overdue_only=True)
+    assert overdue.later_query().endswith("ReviewDeadline <= '2026-11-27T02:00:00Z'")
+
+
 def test_a_cursor_moves_through_tokens_then_windows_and_ends():
     cursor = first_cursor(NOW, SHANGHAI)
     same = cursor.following(b"token")
