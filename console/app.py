@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from activities.schedule_file import ScheduleFile
 from console import views
 from console.customer_pages import customer_routes
 from console.passwords import sign_in
@@ -42,6 +43,7 @@ from storage.accounts import ConsoleAccounts
 from storage.certificates import CertificateStore
 from storage.database import open_database
 from storage.people import PeopleDirectory
+from workflows.business_days import BusinessCalendar
 
 HERE = Path(__file__).parent
 HOME = {Role.CUSTOMER: "/certificates", Role.REVIEWER: "/reviews", Role.OPERATOR: "/attention"}
@@ -55,7 +57,12 @@ class Console:
     store: CertificateStore
     templates: Jinja2Templates
     gate: Gate
+    schedule: ScheduleFile
     refunds: RefundClient | None = None
+
+    def calendar(self) -> BusinessCalendar:
+        """Business days as the workers count them (the official schedule read when it changes)."""
+        return BusinessCalendar(self.settings.holiday_country, self.schedule.current())
 
     def client(self) -> RefundClient:
         if self.refunds is None:
@@ -85,7 +92,8 @@ def create_app(settings: Settings, *, connect_temporal: bool = True) -> FastAPI:
     engine = open_database(settings.database_url)
     templates = Jinja2Templates(directory=HERE / "templates")
     gate = Gate(PeopleDirectory(engine), ConsoleAccounts(engine))
-    console = Console(settings, CertificateStore(engine), templates, gate)
+    schedule = ScheduleFile(settings.calendar_file)
+    console = Console(settings, CertificateStore(engine), templates, gate, schedule)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

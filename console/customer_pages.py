@@ -22,7 +22,6 @@ from domain.signatures import Role
 from domain.values import describe_validation_error
 from starter.client import refund_id_for
 from starter.errors import UserError
-from workflows.business_days import BusinessCalendar
 from workflows.contract import (
     FINAL_STATES,
     CancelInput,
@@ -73,7 +72,7 @@ def customer_routes(app: FastAPI, console: Console) -> None:
         request: Request, certificate: Certificate, status: int = 200, **context: object
     ) -> Response:
         now = datetime.now(UTC)
-        calendar = BusinessCalendar(settings.holiday_country)
+        calendar = console.calendar()
         decision, deadline = assess(certificate, now, timezone=settings.timezone, calendar=calendar)
         return console.page(
             request,

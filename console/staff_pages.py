@@ -20,7 +20,6 @@ from domain.values import MAX_TEXT
 from starter.errors import UserError
 from starter.review_pages import Cursor, first_cursor
 from starter.review_queue import review_queue
-from workflows.business_days import BusinessCalendar
 from workflows.contract import (
     ActionResult,
     ApproveInput,
@@ -49,9 +48,7 @@ def staff_routes(app: FastAPI, console: Console) -> None:
             cursor = first_cursor(now, settings.zone)
         client = console.client()
         page = await client.review_page(cursor, reason=wanted)
-        queue = review_queue(
-            page.reviews, now, settings.zone, BusinessCalendar(settings.holiday_country)
-        )
+        queue = review_queue(page.reviews, now, settings.zone, console.calendar())
         return console.page(
             request,
             "reviews.html",

@@ -20,7 +20,13 @@ from activities.schedule_file import read_schedule, write_schedule
 from domain.errors import CertificateNotFoundError
 from domain.official_calendar import OfficialSchedule, ScheduleError
 from settings import Settings
-from starter.cli_common import JsonFlag, call_temporal, certificate_store, load_settings
+from starter.cli_common import (
+    JsonFlag,
+    call_temporal,
+    certificate_store,
+    load_settings,
+    official_schedule,
+)
 from starter.client import RefundClient
 from starter.errors import UserError
 from starter.render import console, local_time, print_json
@@ -42,13 +48,6 @@ class Move:
     after: datetime
 
 
-def installed(settings: Settings) -> OfficialSchedule:
-    try:
-        return read_schedule(settings.calendar_file)
-    except ScheduleError as err:
-        raise UserError(str(err)) from None
-
-
 @calendar_app.command("show")
 def show(
     year: Annotated[int, typer.Argument(min=2000, max=2100, help="The year, e.g. 2027.")],
@@ -56,7 +55,7 @@ def show(
 ) -> None:
     """A year's days off on weekdays and make-up working days, and where each comes from."""
     settings = load_settings()
-    schedule = installed(settings)
+    schedule = official_schedule(settings)
     calendar = BusinessCalendar(settings.holiday_country, schedule)
     official = schedule.year(year)
     days, workdays = calendar.year_days(year)
@@ -131,7 +130,7 @@ def apply(
         raise UserError(str(err)) from None
     if not newer.years:
         raise UserError(f"{file}: holds no year")
-    schedule = installed(settings).merged(newer)
+    schedule = official_schedule(settings).merged(newer)
     write_schedule(settings.calendar_file, schedule)
     calendar = BusinessCalendar(settings.holiday_country, schedule)
     moves, told = call_temporal(settings, lambda refunds: _move(refunds, settings, calendar))

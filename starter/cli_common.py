@@ -10,12 +10,15 @@ from typing import Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 
+from activities.schedule_file import read_schedule
+from domain.official_calendar import OfficialSchedule, ScheduleError
 from domain.values import describe_validation_error, id_problem, time_problem
 from settings import Settings, get_settings
 from starter.client import RefundClient, refund_client
 from starter.errors import UserError
 from storage.certificates import CertificateStore
 from storage.database import open_database
+from workflows.business_days import BusinessCalendar
 
 MAX_REFUND_ID = 128
 
@@ -36,6 +39,18 @@ def load_settings() -> Settings:
     except ValidationError as err:
         field, _, problem = describe_validation_error(err).partition(": ")
         raise UserError(f"bad configuration: REFUNDS_{field.upper()}: {problem}") from None
+
+
+def official_schedule(settings: Settings) -> OfficialSchedule:
+    """The schedule in ``REFUNDS_CALENDAR_FILE``; a broken file is one line."""
+    try:
+        return read_schedule(settings.calendar_file)
+    except ScheduleError as err:
+        raise UserError(str(err)) from None
+
+
+def working_calendar(settings: Settings) -> BusinessCalendar:
+    return BusinessCalendar(settings.holiday_country, official_schedule(settings))
 
 
 def certificate_store(settings: Settings) -> CertificateStore:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from console.serve import console_server, console_url
-from starter.cli_common import load_settings
+from starter.cli_common import load_settings, official_schedule
 from starter.errors import UserError
 
 ConsolePort = Annotated[
@@ -20,6 +20,7 @@ ConsolePort = Annotated[
 def console_command(console_port: ConsolePort = None) -> None:
     """Serve the console on REFUNDS_CONSOLE_HOST (loopback by default) until Ctrl-C."""
     settings = load_settings()
+    official_schedule(settings)  # a broken calendar file stops the start in one line
     server = console_server(settings, console_port, embedded=False)
     print(f"Refund console: {console_url(settings, console_port)}", flush=True)
     try:

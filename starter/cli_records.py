@@ -15,6 +15,7 @@ from starter.cli_common import (
     certificate_store,
     load_settings,
     parse_time,
+    working_calendar,
 )
 from starter.cli_people import enroll
 from starter.errors import UserError
@@ -24,7 +25,6 @@ from starter.render import (
     print_json,
 )
 from storage.seed_file import SeedFileError, read_seed_file
-from workflows.business_days import BusinessCalendar
 from workflows.policy import assess, refund_action_shown
 
 
@@ -69,7 +69,7 @@ def check(
             f"--at {when.isoformat()} is before the certificate was purchased "
             f"({certificate.purchased_at.isoformat()})"
         )
-    calendar = BusinessCalendar(settings.holiday_country)
+    calendar = working_calendar(settings)
     try:
         decision, deadline = assess(
             certificate, when, timezone=settings.timezone, calendar=calendar

@@ -19,6 +19,7 @@ from starter.cli_common import (
     certificate_store,
     checked_id,
     load_settings,
+    working_calendar,
 )
 from starter.client import RefundClient
 from starter.errors import UserError
@@ -31,7 +32,6 @@ from starter.render import (
 )
 from starter.review_pages import MAX_PAGE_SIZE, PAGE_SIZE, Cursor, PendingReview, first_cursor
 from starter.review_queue import review_queue
-from workflows.business_days import BusinessCalendar
 from workflows.contract import (
     ActionResult,
     ApproveInput,
@@ -222,7 +222,7 @@ def pending(
         return page.reviews, page.after, total
 
     reviews, next_page, total = call_temporal(settings, read)
-    queue = review_queue(reviews, now, settings.zone, BusinessCalendar(settings.holiday_country))
+    queue = review_queue(reviews, now, settings.zone, working_calendar(settings))
     also = f" --reason {reason.value}" if reason else ""
     more = f"next page: refunds pending{also} --after {next_page}" if next_page else None
     if json_output:  # the rows on stdout, as before; the cursor where a person reads it

@@ -20,6 +20,7 @@ from starter.cli_common import (
     call_temporal,
     certificate_store,
     load_settings,
+    official_schedule,
 )
 from starter.cli_console import ConsolePort
 from starter.cli_people import enroll, print_demo_accounts
@@ -96,6 +97,7 @@ def worker_command() -> None:
     """Run a worker against the configured Temporal server until Ctrl-C or SIGTERM."""
     limit_malloc_arenas()
     settings = load_settings()
+    official_schedule(settings)  # a broken calendar file stops the start in one line
     configure_logging(settings.log_format, settings.log_level)
 
     async def serve() -> None:
@@ -127,6 +129,7 @@ def up(
     """Run the Temporal dev server (Web UI, SQLite) and a worker in the foreground."""
     limit_malloc_arenas()
     settings = load_settings()
+    official_schedule(settings)  # a broken calendar file stops the start in one line
     configure_logging(settings.log_format, settings.log_level)
     host, port = parse_address(settings.temporal_address)
     owners: list[str] = []

@@ -9,6 +9,7 @@ import pytest
 
 from activities.schedule_file import ScheduleFile, read_schedule, write_schedule
 from domain.official_calendar import OfficialSchedule, ScheduleError, parse_schedule
+from tests.live_system import System
 from workflows.business_days import BusinessCalendar
 
 SCHEDULE_2027 = """
@@ -87,3 +88,15 @@ def test_a_file_is_written_whole_and_read_again_when_it_changes(tmp_path):
     assert source.current().covered == {2027}  # the last good schedule stays
     with pytest.raises(ScheduleError, match="not TOML"):
         ScheduleFile(path)  # but a worker does not start on it
+
+
+def test_a_broken_calendar_file_is_one_line_and_stops_a_worker_before_it_starts(tmp_path):
+    system = System(tmp_path)
+    broken = tmp_path / "var" / "calendar.toml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("[2027]\nworkdays = ['2027-02-22']\n")
+    expected = f"refunds: error: {broken}: [2027] workdays: 2027-02-22 is a Monday"
+    for command in (("calendar", "show", "2027"), ("worker",), ("console",)):
+        assert system.refused(*command).startswith(expected)
+    shown = system.refused("calendar", "apply", str(tmp_path / "missing.toml"))
+    assert shown == f"refunds: error: {tmp_path / 'missing.toml'}: no such file"
