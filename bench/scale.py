@@ -14,13 +14,14 @@ import json
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 
 from bench.measure import (
     CONCURRENCY,
@@ -45,6 +46,8 @@ REVIEWER = "bench-reviewer"
 QUEUE = "scale"
 READS = 5
 """Queue reads per figure; the median is reported."""
+QUERIES = 16
+QUERY_TIMEOUT = timedelta(seconds=30)
 
 
 async def park(
@@ -85,18 +88,26 @@ async def queue_reads(client: Client) -> tuple[float, float, int]:
     return statistics.median(first), statistics.median(every), rows
 
 
-async def answering(client: Client, ids: list[str]) -> float:
-    """Seconds until every refund answers its status query (each replays on a cold worker)."""
-    began = time.perf_counter()
+async def answering(client: Client, ids: list[str]) -> tuple[float, int]:
+    """Seconds until every refund answers its status query (each replays on a cold worker), and
+    how many queries timed out on the way and were asked again."""
+    began, retried = time.perf_counter(), 0
 
     async def ask(refund_id: str) -> None:
+        nonlocal retried
         handle: WorkflowHandle[RefundWorkflow, RefundStatus] = client.get_workflow_handle_for(
             RefundWorkflow.run, refund_id
         )
-        await handle.query(RefundWorkflow.status)
+        for _ in range(20):
+            try:
+                await handle.query(RefundWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+                return
+            except RPCError:
+                retried += 1
+        raise RuntimeError(f"{refund_id} did not answer in 20 tries")
 
-    await bounded([partial(ask, i) for i in ids], CONCURRENCY)
-    return time.perf_counter() - began
+    await bounded([partial(ask, i) for i in ids], QUERIES)
+    return time.perf_counter() - began, retried
 
 
 async def scale(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -113,12 +124,14 @@ async def scale(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         park_seconds, rss = await park(client, certs, worker)
         console.print("reading the review queue ...")
         first_ms, all_ms, rows = await queue_reads(client)
+        console.print(f"  first page {first_ms:.1f} ms, every page {all_ms:.1f} ms ({rows} rows)")
         assert rows == args.parked, f"the queue listed {rows} of {args.parked}"
         worker.stop()
         console.print("restarting the worker ...")
         worker = WorkerProcess.start("refund", env, log, args.worker_args.split())
         ids = [f"refund-{c.certificate_id}" for c in certs]
-        resume_seconds = await answering(client, ids)
+        resume_seconds, retried = await answering(client, ids)
+        console.print(f"  every refund answered after {resume_seconds:.1f} s ({retried} retried)")
         resumed_rss = round(worker.rss_mib(), 1)
         console.print(f"approving {args.parked} ...")
         began = time.perf_counter()
@@ -127,6 +140,7 @@ async def scale(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         await bounded([_approver(h, approve, key_dir) for h in handles], CONCURRENCY)
         await bounded([h.result for h in handles], 4 * CONCURRENCY)
         approve_seconds = time.perf_counter() - began
+        console.print(f"  {args.parked / approve_seconds:.1f} approvals/s")
         worker.stop()
     finally:
         server.stop()
@@ -139,6 +153,7 @@ async def scale(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "pending_first_page_ms": round(first_ms, 1),
         "pending_all_ms": round(all_ms, 1),
         "resume_all_answering_s": round(resume_seconds, 1),
+        "resume_queries_retried": retried,
         "worker_rss_after_resume_mib": resumed_rss,
         "worker_args": args.worker_args,
     }
