@@ -3,7 +3,8 @@
 Each refund in review keeps what the queue shows in its memo (``ReviewCard``), so a page is read
 from visibility alone, without asking any refund. Temporal's SQL visibility stores cannot sort by a
 search attribute, so the queue is walked in windows of deadline days: first every request due
-before today, then one day at a time, then anything due past the horizon. Within a window the
+before today, then one day at a time (empty days skipped by counting), then anything due past the
+horizon. Within a window the
 store's own order holds (newest request first): requests due the same day share one deadline.
 A page ends with a cursor, which ``--after`` (or the console's next-page link) resumes from.
 """
@@ -111,35 +112,42 @@ class Cursor:
         return 1 if self.until is not None else HORIZON_DAYS + 1
 
     def query(self) -> str:
-        day = timedelta(days=1)
-        if self.window == 0:
-            bounds = [f"{REVIEW_DEADLINE.name} <= '{_utc(self.origin)}'"]
-        elif self.window > HORIZON_DAYS:
-            bounds = [f"{REVIEW_DEADLINE.name} > '{_utc(self.origin + HORIZON_DAYS * day)}'"]
-        else:
-            start = self.origin + (self.window - 1) * day
-            bounds = [
-                f"{REVIEW_DEADLINE.name} > '{_utc(start)}'",
-                f"{REVIEW_DEADLINE.name} <= '{_utc(start + day)}'",
-            ]
-        if self.until is not None:
-            bounds.append(f"{REVIEW_DEADLINE.name} <= '{_utc(self.until)}'")
-        return " AND ".join([IN_REVIEW, *bounds])
+        return self.span_query(self.window, self.window)
 
-    def later_query(self) -> str:
-        """Every request due after this window."""
-        end = self.origin + min(self.window, HORIZON_DAYS) * timedelta(days=1)
-        bounds = [f"{REVIEW_DEADLINE.name} > '{_utc(end)}'"]
+    def span_query(self, first: int, last: int) -> str:
+        """The requests due in windows ``first`` to ``last`` (both included)."""
+        day = timedelta(days=1)
+        bounds = []
+        if first > 0:
+            bounds.append(f"{REVIEW_DEADLINE.name} > '{_utc(self.origin + (first - 1) * day)}'")
+        if last <= HORIZON_DAYS:
+            bounds.append(f"{REVIEW_DEADLINE.name} <= '{_utc(self.origin + last * day)}'")
         if self.until is not None:
             bounds.append(f"{REVIEW_DEADLINE.name} <= '{_utc(self.until)}'")
         return " AND ".join([IN_REVIEW, *bounds])
 
     def following(self, token: bytes | None) -> Cursor | None:
+        """The same window further on, or the next window (``None`` after the last)."""
         if token:
             return Cursor(self.origin, self.window, token, self.until)
         if self.window == self.last_window:
             return None
         return Cursor(self.origin, self.window + 1, None, self.until)
+
+
+async def next_window(client: Client, at: Cursor) -> Cursor | None:
+    """The first window after ``at`` that holds a request: counts halve the days left, so a
+    queue whose requests all fall due on one day is reached in a handful of counts."""
+    low, high = at.window + 1, at.last_window
+    if low > high or not await _any(client, at.span_query(low, high)):
+        return None
+    while low < high:
+        middle = (low + high) // 2
+        if await _any(client, at.span_query(low, middle)):
+            high = middle
+        else:
+            low = middle + 1
+    return Cursor(at.origin, low, None, at.until)
 
 
 def first_cursor(now: datetime, zone: ZoneInfo, *, overdue_only: bool = False) -> Cursor:
@@ -166,12 +174,8 @@ async def review_page(
         executions = list(listing.current_page or [])
         reviews = await asyncio.gather(*(_review(client, e, queries) for e in executions))
         found += [r for r in reviews if reason is None or (r.card and r.card.reason is reason)]
-        following = at.following(listing.next_page_token)
-        moved_on = following is not None and following.window != at.window
-        # After an empty day, one count tells whether any later day holds a request at all.
-        if moved_on and not executions and not await _any(client, at.later_query()):
-            following = None
-        at = following
+        token = listing.next_page_token
+        at = at.following(token) if token else await next_window(client, at)
     return ReviewPage(found, at.encode() if at is not None else None)
 
 

@@ -34,16 +34,17 @@ def test_the_walk_starts_at_todays_midnight_and_windows_are_deadline_days():
         assert "ExecutionStatus = 'Running'" in query
 
 
-def test_after_an_empty_day_one_count_asks_for_every_later_day():
+def test_a_span_of_windows_is_one_query():
     cursor = first_cursor(NOW, SHANGHAI)
-    assert cursor.later_query().endswith("ReviewDeadline > '2026-11-26T16:00:00Z'")
-    assert (
-        Cursor(cursor.origin, window=3)
-        .later_query()
-        .endswith("ReviewDeadline > '2026-11-29T16:00:00Z'")
+    later = cursor.span_query(1, HORIZON_DAYS + 1)
+    assert later.endswith("ReviewDeadline > '2026-11-26T16:00:00Z'")
+    three_to_five = cursor.span_query(3, 5)
+    assert three_to_five.endswith(
+        "ReviewDeadline > '2026-11-28T16:00:00Z' AND ReviewDeadline <= '2026-12-01T16:00:00Z'"
     )
+    assert cursor.span_query(0, 0) == cursor.query()
     overdue = first_cursor(NOW, SHANGHAI, overdue_only=True)
-    assert overdue.later_query().endswith("ReviewDeadline <= '2026-11-27T02:00:00Z'")
+    assert overdue.span_query(1, 1).endswith("ReviewDeadline <= '2026-11-27T02:00:00Z'")
 
 
 def test_a_cursor_moves_through_tokens_then_windows_and_ends():
