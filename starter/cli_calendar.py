@@ -18,7 +18,7 @@ from rich.table import Table
 
 from activities.schedule_file import read_schedule, write_schedule
 from domain.errors import CertificateNotFoundError
-from domain.official_calendar import OfficialSchedule, ScheduleError
+from domain.official_calendar import ScheduleError
 from settings import Settings
 from starter.cli_common import (
     JsonFlag,
@@ -125,7 +125,9 @@ def apply(
     if settings.calendar_file is None:
         raise UserError("REFUNDS_CALENDAR_FILE is not set: there is nowhere to install a schedule")
     try:
-        newer = read_schedule(file) if file.is_file() else _missing(file)
+        if not file.is_file():
+            raise UserError(f"{file}: no such file")
+        newer = read_schedule(file)
     except ScheduleError as err:
         raise UserError(str(err)) from None
     if not newer.years:
@@ -155,10 +157,6 @@ def apply(
             f"{local_time(move.after, settings.zone)}"
         )
     console.print(f"{told} of {len(moves)} refund(s) told to count their deadline again")
-
-
-def _missing(file: Path) -> OfficialSchedule:
-    raise UserError(f"{file}: no such file")
 
 
 async def _move(

@@ -58,11 +58,9 @@ def review_queue(
     now: datetime,
     zone: ZoneInfo,
     calendar: BusinessCalendar,
-    *,
-    reason: RefundReason | None = None,
-    overdue_only: bool = False,
 ) -> list[QueueEntry]:
-    """The queue in deadline order, with business days left counted from today (inclusive)."""
+    """A page of the queue as it came (``starter.review_pages`` orders and filters it), with
+    business days left counted from today (inclusive)."""
     today = now.astimezone(zone).date()
     entries = []
     for review in reviews:
@@ -76,10 +74,5 @@ def review_queue(
                 if overdue
                 else calendar.business_days_between(today - timedelta(days=1), last_day)
             )
-        entry = QueueEntry(review, left, overdue)
-        if reason is not None and entry.reason is not reason:
-            continue
-        if overdue_only and not overdue:
-            continue
-        entries.append(entry)
+        entries.append(QueueEntry(review, left, overdue))
     return entries
