@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from temporalio.client import WorkflowExecutionStatus
 
 from activities.schedule_file import write_schedule
 from domain.official_calendar import parse_schedule
@@ -13,7 +15,7 @@ from settings import Settings
 from tests.factories import certificate
 from tests.harness import REVIEWERS, Harness
 from workflows.business_days import BusinessCalendar
-from workflows.contract import RefundState
+from workflows.contract import ApproveInput, RefundState
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import REVIEW_DEADLINE
 
@@ -83,3 +85,52 @@ async def test_a_new_schedule_moves_the_deadline_and_the_review_waits_for_it(
     assert final.decided_by == "review-deadline"
     moves = [e for e in final.audit if e.action == "review deadline moved"]
     assert len(moves) == 1
+
+
+async def test_a_flood_of_calendar_signals_counts_once_per_burst_and_a_cancel_still_works(
+    harness: Harness,
+):
+    """Ten-thousand-signal floods are bounded by the server; what the refund does with each
+    burst is one count and at most one more, its handlers finish (so it continues as new), and
+    the Web UI's Request Cancellation still withdraws the request, no money moved."""
+    async with harness.worker_with(history_event_limit=100):
+        cert = certificate("cal-flood", purchased_at=datetime.now(UTC) - timedelta(days=10))
+        handle = await harness.submit(cert)
+        await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
+        first = harness.handle(handle.id, run_id=handle.result_run_id)
+        for _ in range(4):
+            await asyncio.gather(
+                *(handle.signal(RefundWorkflow.calendar_changed) for _ in range(20))
+            )
+        deadline = asyncio.get_running_loop().time() + 30
+        while (await first.describe()).status is not WorkflowExecutionStatus.CONTINUED_AS_NEW:
+            assert asyncio.get_running_loop().time() < deadline, "never continued as new"
+            await asyncio.sleep(0.1)
+        counts = [
+            e
+            async for e in first.fetch_history_events()
+            if e.activity_task_scheduled_event_attributes.activity_type.name
+            == "count_review_deadline"
+        ]
+        assert 1 <= len(counts) <= 2 * 4  # per burst of 20: one count, at most one more
+        await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
+        await handle.cancel()  # the Web UI's Request Cancellation
+        final = await harness.result(handle)
+    assert final.state is RefundState.CANCELLED
+    assert not [e for e in final.audit if e.action == "review deadline moved"]
+    assert harness.ledger.entries(handle.id) == []
+
+
+async def test_a_refund_being_paid_does_not_count_its_deadline(harness: Harness):
+    cert = certificate("cal-paid", purchased_at=datetime.now(UTC) - timedelta(days=10))
+    handle = await harness.submit(cert)
+    await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
+    await handle.execute_update(RefundWorkflow.approve_request, ApproveInput(reviewer="rev-1"))
+    await handle.signal(RefundWorkflow.calendar_changed)
+    final = await harness.result(handle)
+    assert final.state is RefundState.REFUNDED
+    names = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        async for e in handle.fetch_history_events()
+    ]
+    assert "count_review_deadline" not in names
