@@ -88,10 +88,7 @@ class RefundWorkflow:
             operator_proof=lambda: self._operator_proof,
         )
         self._operator_proof = False
-        self._deadline = DeadlineKeeper(
-            self._progress,
-            lambda: self._desk.review is None and not self._progress.decision_pending,
-        )
+        self._deadline = DeadlineKeeper(self._progress, lambda: self._desk.review is None)
 
     @workflow.run
     async def run(self, request: RefundRequest) -> RefundStatus:
