@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -11,6 +13,7 @@ import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from temporalio.api.enums.v1 import PendingActivityState
@@ -19,10 +22,17 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from settings import Settings
 from starter.client import connect
+from tests import clock_reading_workflow
 from tests.clock_reading_workflow import ClockReadingWorkflow
 from tests.factories import certificate
 from tests.live_system import free_port
-from tuning import WorkerTuning, worker_runtime, workflow_runner
+from tuning import (
+    _SHARED_CODE,
+    WorkerTuning,
+    _SharedCodeLoader,
+    worker_runtime,
+    workflow_runner,
+)
 from worker import build_worker
 from workflows.contract import RefundState
 
@@ -153,6 +163,29 @@ async def test_only_the_strict_sandbox_refuses_a_wall_clock_read_at_run_time(
             await asyncio.sleep(0.1)
         assert "Cannot access datetime.datetime.now" in failures[0]
         await handle.terminate("test over")
+        assert str(Path(clock_reading_workflow.__file__)) in _SharedCodeLoader.codes
+
+
+def test_every_strict_sandbox_import_runs_the_module_anew_on_one_shared_code_object():
+    """What the sandbox checks is a module executed afresh (its own globals and imports);
+    only the code objects, which cannot change, are shared between runs."""
+    workflow_runner("strict")
+    first, second = (_fresh_import("workflows.review_deadline") for _ in range(2))
+    assert first is not second
+    assert first.DeadlineKeeper is not second.DeadlineKeeper
+    assert first.DeadlineKeeper.passed_before is not second.DeadlineKeeper.passed_before
+    assert (
+        first.DeadlineKeeper.passed_before.__code__ is second.DeadlineKeeper.passed_before.__code__
+    )
+
+
+def _fresh_import(name: str) -> ModuleType:
+    parent = importlib.import_module(name.rpartition(".")[0])
+    spec = _SHARED_CODE.find_spec(name, parent.__path__)
+    assert spec is not None and isinstance(spec.loader, _SharedCodeLoader)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_tests_and_replays_reload_the_workflow_module_for_every_run():
