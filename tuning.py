@@ -17,9 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
+from importlib.util import spec_from_file_location
 from pathlib import Path
 from types import CodeType, ModuleType
-from typing import Any, ClassVar
+from typing import Any
 
 from temporalio.runtime import (
     LogForwardingConfig,
@@ -139,40 +140,47 @@ def workflow_runner(
 
 
 class _SharedCodeLoader(SourceFileLoader):
-    """A module's loader that compiles (or unmarshals) its file once and hands every later import
-    the same code object, until the file changes."""
+    """A module's loader that compiles (or unmarshals) its file once, on the first import, and
+    hands every later import the same code object: the code a worker started with is the code
+    every run executes, whatever happens to the files under it."""
 
-    codes: ClassVar[dict[str, tuple[float, int, CodeType]]] = {}
+    def __init__(self, fullname: str, path: str) -> None:
+        super().__init__(fullname, path)
+        self.code: CodeType | None = None
 
     def get_code(self, fullname: str) -> CodeType:
-        stats = self.path_stats(self.path)
-        mtime, size = stats["mtime"], stats.get("size", -1)
-        kept = self.codes.get(self.path)
-        if kept is not None and kept[:2] == (mtime, size):
-            return kept[2]
-        code = super().get_code(fullname)
-        if code is None:  # pragma: no cover - a source file always has code
-            raise ImportError(f"no code for {fullname}", name=fullname)
-        self.codes[self.path] = (mtime, size, code)
-        return code
+        if self.code is None:
+            code = super().get_code(fullname)
+            if code is None:  # pragma: no cover - a source file always has code
+                raise ImportError(f"no code for {fullname}", name=fullname)
+            self.code = code
+        return self.code
 
 
 class _SharedCodeFinder(MetaPathFinder):
-    """Finds the named modules as the path finder does, with a ``_SharedCodeLoader``."""
+    """Finds the named modules once through the path finder, then without touching the disk,
+    each with its ``_SharedCodeLoader``."""
 
     def __init__(self) -> None:
         self.modules: set[str] = set()
+        self.found: dict[str, tuple[_SharedCodeLoader, list[str] | None]] = {}
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
         if fullname not in self.modules:
             return None
-        spec = PathFinder.find_spec(fullname, path, target)
-        if spec is None or type(spec.loader) is not SourceFileLoader or spec.origin is None:
-            return spec
-        spec.loader = _SharedCodeLoader(fullname, spec.origin)
-        return spec
+        found = self.found.get(fullname)
+        if found is None:
+            spec = PathFinder.find_spec(fullname, path, target)
+            if spec is None or type(spec.loader) is not SourceFileLoader or spec.origin is None:
+                return spec
+            loader = _SharedCodeLoader(fullname, spec.origin)
+            found = self.found[fullname] = (loader, spec.submodule_search_locations)
+        loader, locations = found
+        return spec_from_file_location(
+            fullname, loader.path, loader=loader, submodule_search_locations=locations
+        )
 
 
 _SHARED_CODE = _SharedCodeFinder()
@@ -183,9 +191,9 @@ def share_workflow_code(modules: Iterable[str]) -> None:
 
     The sandbox imports the workflow code afresh for every run it starts: a new module, new
     functions and classes, its own globals and restricted imports, and so its checks; that stays.
-    What each import also did was unmarshal the module's bytecode into new code objects, a third
-    of the memory every cached run held (BENCHMARKS.md). Code objects are immutable, so every
-    run's module now executes the same ones.
+    What each import also did was look the module up on disk (a fifth of the import's CPU) and
+    unmarshal its bytecode into new code objects (a third of the memory every cached run held,
+    BENCHMARKS.md). Code objects are immutable, so every run's module now executes the same ones.
     """
     _SHARED_CODE.modules.update(modules)
     if _SHARED_CODE not in sys.meta_path:

@@ -163,7 +163,9 @@ async def test_only_the_strict_sandbox_refuses_a_wall_clock_read_at_run_time(
             await asyncio.sleep(0.1)
         assert "Cannot access datetime.datetime.now" in failures[0]
         await handle.terminate("test over")
-        assert str(Path(clock_reading_workflow.__file__)) in _SharedCodeLoader.codes
+        loader, _ = _SHARED_CODE.found["tests.clock_reading_workflow"]
+        assert loader.code is not None
+        assert loader.path == str(Path(clock_reading_workflow.__file__))
 
 
 def test_every_strict_sandbox_import_runs_the_module_anew_on_one_shared_code_object():
