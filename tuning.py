@@ -12,9 +12,10 @@ import gc
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import import_module
 from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 from importlib.util import spec_from_file_location
@@ -102,10 +103,10 @@ class WorkerTuning:
 def precompile_workflow_code() -> None:
     """Write bytecode for the workflow package, even under PYTHONDONTWRITEBYTECODE.
 
-    The strict sandbox (the test suite's) imports the workflow module afresh for every workflow
-    run; without a ``.pyc`` that means compiling it from source each time (a measured 30% of
-    worker CPU per refund, BENCHMARKS.md). Imports read ``.pyc`` files whatever that variable
-    says.
+    Without a ``.pyc`` every process that imports the workflow package compiles it from source;
+    before the strict sandbox shared its code objects (``share_workflow_code``), every workflow
+    run did (a measured 30% of worker CPU per refund, BENCHMARKS.md). Imports read ``.pyc``
+    files whatever that variable says.
     """
     package = Path(workflows.__file__).parent
     compileall.compile_dir(package, quiet=2, maxlevels=0)
@@ -186,16 +187,22 @@ class _SharedCodeFinder(MetaPathFinder):
 _SHARED_CODE = _SharedCodeFinder()
 
 
-def share_workflow_code(modules: Iterable[str]) -> None:
+def share_workflow_code(modules: Sequence[str]) -> None:
     """Let the strict sandbox's imports of ``modules`` share one code object per module.
 
     The sandbox imports the workflow code afresh for every run it starts: a new module, new
     functions and classes, its own globals and restricted imports, and so its checks; that stays.
     What each import also did was look the module up on disk (a fifth of the import's CPU) and
     unmarshal its bytecode into new code objects (a third of the memory every cached run held,
-    BENCHMARKS.md). Code objects are immutable, so every run's module now executes the same ones.
+    BENCHMARKS.md). Code objects are immutable, so every run's module now executes the same ones,
+    read here, as the worker is built.
     """
     _SHARED_CODE.modules.update(modules)
+    for name in modules:
+        parent = name.rpartition(".")[0]
+        spec = _SHARED_CODE.find_spec(name, import_module(parent).__path__ if parent else None)
+        if spec is not None and isinstance(spec.loader, _SharedCodeLoader):
+            spec.loader.get_code(name)
     if _SHARED_CODE not in sys.meta_path:
         sys.meta_path.insert(0, _SHARED_CODE)
 

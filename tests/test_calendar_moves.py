@@ -134,3 +134,34 @@ async def test_a_refund_being_paid_does_not_count_its_deadline(harness: Harness)
         async for e in handle.fetch_history_events()
     ]
     assert "count_review_deadline" not in names
+
+
+async def test_a_reset_after_the_deadline_moved_keeps_the_new_deadline_and_pays_once(
+    harness: Harness, harness_settings: Settings
+):
+    """The Web UI's Reset to the first workflow task: the new run assesses the request with the
+    schedule now installed (a reapplied ``calendar_changed`` finds nothing more to move), and
+    the approval pays once."""
+    cert = certificate("cal-reset", purchased_at=datetime.now(UTC) - timedelta(days=10))
+    handle = await harness.submit(cert)
+    before = (await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)).review_deadline
+    today = datetime.now(UTC).astimezone(SHANGHAI).date()
+    assert harness_settings.calendar_file is not None
+    write_schedule(harness_settings.calendar_file, parse_schedule(_weekdays_off(2, today), "x"))
+    await handle.signal(RefundWorkflow.calendar_changed)
+    moved = (await harness.wait_for(handle, lambda s: s.review_deadline != before)).review_deadline
+
+    rerun = await harness.reset(handle, after_task=4, reason="operator re-runs it")
+    again = await harness.wait_for(
+        rerun,
+        lambda s: s.state is RefundState.VALIDATING_APPLICATION and s.review_deadline is not None,
+    )
+    assert again.review_deadline == moved
+    assert not [e for e in again.audit if e.action == "review deadline moved"]
+    assert (await rerun.describe()).typed_search_attributes.get(REVIEW_DEADLINE) == moved
+    assert harness.ledger.entries(handle.id) == []
+
+    await rerun.execute_update(RefundWorkflow.approve_request, ApproveInput(reviewer="rev-1"))
+    final = await harness.result(rerun)
+    assert final.state is RefundState.REFUNDED
+    assert len(harness.ledger.entries(handle.id)) == 1

@@ -172,6 +172,7 @@ def test_every_strict_sandbox_import_runs_the_module_anew_on_one_shared_code_obj
     """What the sandbox checks is a module executed afresh (its own globals and imports);
     only the code objects, which cannot change, are shared between runs."""
     workflow_runner("strict")
+    assert _SHARED_CODE.found["workflows.refund"][0].code is not None, "read as the worker is built"
     first, second = (_fresh_import("workflows.review_deadline") for _ in range(2))
     assert first is not second
     assert first.DeadlineKeeper is not second.DeadlineKeeper
