@@ -24,6 +24,7 @@ from converter import DATA_CONVERTER
 from domain.certificates import Certificate
 from domain.signatures import Role
 from starter.devserver import DevServerOptions
+from starter.not_ready import when_ready
 from starter.people_keys import enrol
 from starter.signing import signed
 from storage.certificates import CertificateStore
@@ -236,13 +237,27 @@ def _batches(
     return (starts[i : i + size] for i in range(0, len(starts), size))
 
 
+@dataclass
+class Retries:
+    """Sends Temporal refused while a refund's workflow task was being retried."""
+
+    count: int = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
 def _approver(
-    handle: WorkflowHandle[Any, Any], approve: ApproveInput, key_dir: Path
+    handle: WorkflowHandle[Any, Any], approve: ApproveInput, key_dir: Path, retries: Retries
 ) -> Callable[[], Awaitable[Any]]:
-    """An approval signed by the reviewer's key as it is sent, as ``refunds approve`` does."""
-    return lambda: handle.execute_update(
-        RefundWorkflow.approve_request,
-        signed(key_dir, handle.id, ReviewAction.APPROVE, approve),
+    """An approval signed by the reviewer's key as it is sent, and sent again while the refund
+    is not ready, as ``refunds approve`` does."""
+    return lambda: when_ready(
+        lambda: handle.execute_update(
+            RefundWorkflow.approve_request,
+            signed(key_dir, handle.id, ReviewAction.APPROVE, approve),
+        ),
+        on_retry=retries,
     )
 
 

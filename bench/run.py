@@ -24,6 +24,7 @@ from bench.measure import (
     SETTLE_SECONDS,
     Bench,
     Drains,
+    Retries,
     WorkerProcess,
     _approver,
     _batches,
@@ -125,7 +126,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         began = time.perf_counter()
         handles = [client.get_workflow_handle(f"refund-{c.certificate_id}") for c in parked_certs]
         approve = ApproveInput(reviewer=REVIEWER)
-        await bounded([_approver(h, approve, key_dir) for h in handles], CONCURRENCY)
+        retries = Retries()
+        await bounded([_approver(h, approve, key_dir, retries) for h in handles], CONCURRENCY)
         await bounded([h.result for h in handles], 4 * CONCURRENCY)
         approve_seconds = time.perf_counter() - began
         ours_worker.stop()
@@ -151,6 +153,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "worker_rss_idle_mib": round(idle_rss, 1),
             "worker_rss_mib": round(parked_rss, 1),
             "approvals_per_s": round(args.parked / approve_seconds, 1),
+            "approvals_sent_again": retries.count,
             "parked_per_s": round(args.parked / park_seconds, 1),
             "worker_cpu_ms_per_refund": round(1000 * ours.worker_cpu / ours.count, 2),
             "baseline_worker_cpu_ms": round(1000 * base.worker_cpu / base.count, 2),

@@ -26,6 +26,7 @@ from temporalio.service import RPCError
 from bench.measure import (
     CONCURRENCY,
     Bench,
+    Retries,
     WorkerProcess,
     _approver,
     _connect,
@@ -137,10 +138,13 @@ async def scale(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         began = time.perf_counter()
         handles = [client.get_workflow_handle(i) for i in ids]
         approve = ApproveInput(reviewer=REVIEWER)
-        await bounded([_approver(h, approve, key_dir) for h in handles], CONCURRENCY)
+        retries = Retries()
+        await bounded([_approver(h, approve, key_dir, retries) for h in handles], CONCURRENCY)
         await bounded([h.result for h in handles], 4 * CONCURRENCY)
         approve_seconds = time.perf_counter() - began
-        console.print(f"  {args.parked / approve_seconds:.1f} approvals/s")
+        console.print(
+            f"  {args.parked / approve_seconds:.1f} approvals/s ({retries.count} sent again)"
+        )
         worker.stop()
     finally:
         server.stop()
@@ -148,6 +152,7 @@ async def scale(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "parked": args.parked,
         "parked_per_s": round(args.parked / park_seconds, 1),
         "approvals_per_s": round(args.parked / approve_seconds, 1),
+        "approvals_sent_again": retries.count,
         "worker_rss_idle_mib": idle,
         "worker_rss_mib": {str(n): v for n, v in rss.items()},
         "pending_first_page_ms": round(first_ms, 1),

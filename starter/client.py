@@ -31,6 +31,7 @@ from codec import data_converter
 from settings import Settings
 from starter.errors import UserError
 from starter.local_keys import encryption_codec
+from starter.not_ready import is_not_ready, not_ready_message, when_ready
 from starter.review_pages import (
     MAX_PAGE_SIZE,
     PAGE_SIZE,
@@ -146,7 +147,7 @@ class RefundClient:
         handle = await self._running(refund_id)
         return await self._act(
             refund_id,
-            handle.execute_update(
+            lambda: handle.execute_update(
                 RefundWorkflow.approve_request, approval, rpc_timeout=RPC_TIMEOUT
             ),
         )
@@ -156,7 +157,7 @@ class RefundClient:
         handle = await self._running(refund_id)
         return await self._act(
             refund_id,
-            handle.execute_update(
+            lambda: handle.execute_update(
                 RefundWorkflow.reject_request, rejection, rpc_timeout=RPC_TIMEOUT
             ),
         )
@@ -166,7 +167,7 @@ class RefundClient:
         handle = await self._running(refund_id)
         return await self._act(
             refund_id,
-            handle.execute_update(
+            lambda: handle.execute_update(
                 RefundWorkflow.cancel_request, cancellation, rpc_timeout=RPC_TIMEOUT
             ),
         )
@@ -176,7 +177,9 @@ class RefundClient:
         handle = await self._running(refund_id)
         return await self._act(
             refund_id,
-            handle.execute_update(RefundWorkflow.retry_payments, action, rpc_timeout=RPC_TIMEOUT),
+            lambda: handle.execute_update(
+                RefundWorkflow.retry_payments, action, rpc_timeout=RPC_TIMEOUT
+            ),
         )
 
     async def resolve(self, refund_id: str, action: OperatorInput) -> ActionResult:
@@ -184,13 +187,18 @@ class RefundClient:
         handle = await self._running(refund_id)
         return await self._act(
             refund_id,
-            handle.execute_update(RefundWorkflow.resolve_manually, action, rpc_timeout=RPC_TIMEOUT),
+            lambda: handle.execute_update(
+                RefundWorkflow.resolve_manually, action, rpc_timeout=RPC_TIMEOUT
+            ),
         )
 
-    async def _act(self, refund_id: str, update: Awaitable[ActionResult]) -> ActionResult:
-        """An update's result, or its refusal as one line."""
+    async def _act(
+        self, refund_id: str, update: Callable[[], Awaitable[ActionResult]]
+    ) -> ActionResult:
+        """An update's result (sent again while the refund is not ready), or its refusal as one
+        line."""
         try:
-            return await update
+            return await when_ready(update)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             message = getattr(cause, "message", None) or str(cause)
@@ -321,6 +329,8 @@ class RefundClient:
     def _rpc_message(self, refund_id: str, err: RPCError) -> str:
         if err.status is RPCStatusCode.NOT_FOUND:
             return f"no refund {refund_id!r}"
+        if is_not_ready(err):
+            return not_ready_message(refund_id)
         if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
             return NO_WORKER
         if "already completed" in str(err):
