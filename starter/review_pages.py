@@ -4,8 +4,8 @@ Each refund in review keeps what the queue shows in its memo (``ReviewCard``), s
 from visibility alone, without asking any refund. Temporal's SQL visibility stores cannot sort by a
 search attribute, so the queue is walked in windows of deadline days: first every request due
 before today, then one day at a time (empty days skipped by counting), then anything due past the
-horizon. Within a window the
-store's own order holds (newest request first): requests due the same day share one deadline.
+horizon. Within a window the store's own order holds (newest request first): requests due the
+same day share one deadline.
 A page ends with a cursor, which ``--after`` (or the console's next-page link) resumes from.
 """
 

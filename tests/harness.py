@@ -15,7 +15,12 @@ from typing import Any, TypeVar
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
 from activities.gateways import PaymentGateway
@@ -222,6 +227,28 @@ class Harness:
         self, handle: WorkflowHandle[Any, Any], *states: RefundState
     ) -> RefundStatus:
         return await self.wait_for(handle, lambda s: s.state in states)
+
+    async def scheduled_activities(self, handle: WorkflowHandle[Any, Any]) -> list[str]:
+        """The activity types ``handle``'s run scheduled, in order."""
+        return [
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            async for e in handle.fetch_history_events()
+            if e.HasField("activity_task_scheduled_event_attributes")
+        ]
+
+    async def flood_until_continued(
+        self, handle: WorkflowHandle[Any, Any], signal: Any, *, bursts: int = 4, burst: int = 20
+    ) -> RefundHandle:
+        """Send ``signal`` in ``bursts`` of ``burst`` at once, then wait (30 s at most) for the
+        refund's run to continue as new; returns that first run."""
+        first = self.handle(handle.id, run_id=handle.result_run_id)
+        for _ in range(bursts):
+            await asyncio.gather(*(handle.signal(signal) for _ in range(burst)))
+        deadline = asyncio.get_running_loop().time() + 30
+        while (await first.describe()).status is not WorkflowExecutionStatus.CONTINUED_AS_NEW:
+            assert asyncio.get_running_loop().time() < deadline, "never continued as new"
+            await asyncio.sleep(0.1)
+        return first
 
     async def result(self, handle: WorkflowHandle[Any, Any], timeout: float = 30) -> RefundStatus:
         return await asyncio.wait_for(handle.result(), timeout)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 
 from converter import DATA_CONVERTER
 from domain.certificates import Channel
@@ -249,19 +249,9 @@ async def test_a_flood_of_directory_signals_is_read_once_per_burst_and_never_blo
     their handlers all finish, so a long refund still continues as new."""
     async with harness.worker_with(history_event_limit=100):
         handle = await in_review(harness, "sig-flood")
-        first = harness.handle(handle.id, run_id=handle.result_run_id)
-        for _ in range(4):
-            await asyncio.gather(*(handle.signal(RefundWorkflow.people_changed) for _ in range(20)))
-        deadline = asyncio.get_running_loop().time() + 30
-        while (await first.describe()).status is not WorkflowExecutionStatus.CONTINUED_AS_NEW:
-            assert asyncio.get_running_loop().time() < deadline, "never continued as new"
-            await asyncio.sleep(0.1)
-        loads = [
-            e
-            async for e in first.fetch_history_events()
-            if e.activity_task_scheduled_event_attributes.activity_type.name == "load_people"
-        ]
-        assert 2 <= len(loads) <= 1 + 40  # one read per burst of 20, not one per signal
+        first = await harness.flood_until_continued(handle, RefundWorkflow.people_changed)
+        loads = (await harness.scheduled_activities(first)).count("load_people")
+        assert 2 <= loads <= 1 + 40  # one read per burst of 20, not one per signal
         await handle.execute_update(RefundWorkflow.approve_request, ApproveInput(reviewer="rev-1"))
         assert (await harness.result(handle)).state is RefundState.REFUNDED
 
@@ -276,10 +266,7 @@ async def test_a_refund_waiting_for_no_one_does_not_read_the_directory(harness):
         await handle.signal(RefundWorkflow.people_changed)
         await handle.query(RefundWorkflow.status)  # answered after the signal's task
         await asyncio.sleep(1)
-        names = [
-            e.activity_task_scheduled_event_attributes.activity_type.name
-            async for e in handle.fetch_history_events()
-        ]
+        names = await harness.scheduled_activities(handle)
         assert names.count("load_people") == 1  # only when the review began
         alipay.down = False
         assert (await harness.result(handle)).state is RefundState.REFUNDED
