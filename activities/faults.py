@@ -1,9 +1,9 @@
-"""Fault injection for the sandbox channels and CA, set by ``REFUNDS_FAULT_*`` settings.
+"""Fault injection for the simulated certificate authority, set by ``REFUNDS_FAULT_*`` settings
+(the payment channels' faults strike at the protocol level, in ``simulators.faults``).
 
 Transient faults strike either before the effect (nothing happened) or after it (the effect
-happened but its answer was lost), the second being the case that tests idempotency. Permanent
-refusals name payment references, optionally per channel (``alipay:ali-7781``), or certificates
-the CA refuses to revoke (``ca:cas-0001``).
+happened but its answer was lost), the second being the case that tests idempotency. The CA
+refuses to revoke the certificates ``REFUNDS_FAULT_REJECT`` names as ``ca:<certificate>``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from activities.gateways import CertificateAuthority, ChannelTransaction, PaymentGateway
-from activities.payloads import PaymentReturnRequest
-from domain.certificates import Channel
-from domain.errors import PaymentRejectedError, RevocationRefusedError
+from activities.gateways import CertificateAuthority
+from domain.errors import RevocationRefusedError
 
 
 class InjectedFaultError(ConnectionError):
@@ -43,29 +41,8 @@ class Faults:
         if self.rng.random() < self.transient_rate / 2:
             raise InjectedFaultError(f"injected: lost the answer of {what}")
 
-    def refuses(self, channel: Channel, reference: str) -> bool:
-        return reference in self.rejected or f"{channel.value}:{reference}" in self.rejected
-
     def refuses_revocation(self, certificate_id: str) -> bool:
         return f"ca:{certificate_id}" in self.rejected
-
-
-class FaultyGateway:
-    def __init__(self, inner: PaymentGateway, channel: Channel, faults: Faults) -> None:
-        self.inner = inner
-        self.channel = channel
-        self.faults = faults
-
-    def return_payment(self, request: PaymentReturnRequest) -> ChannelTransaction:
-        what = f"{self.channel.value} return"
-        self.faults.before(what)
-        if self.faults.refuses(self.channel, request.reference):
-            raise PaymentRejectedError(
-                f"{self.channel.value} refused the return: account closed or card cancelled"
-            )
-        receipt = self.inner.return_payment(request)
-        self.faults.after(what)
-        return receipt
 
 
 class FaultyAuthority:

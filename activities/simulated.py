@@ -1,5 +1,6 @@
-"""The simulated outside world (payment channels, CA, support desk, notices): each records its
-effect in the system of record, once, so that "paid exactly once" can be checked."""
+"""The simulated rest of the outside world (the CA, the support desk, notices): each records its
+effect in the system of record, once. The payment channels are real adapters (``activities``
+``alipay``, ``bank``, ``balance_channel``) in front of the local simulators (``simulators``)."""
 
 from __future__ import annotations
 
@@ -10,42 +11,11 @@ from typing import Any
 from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from activities.gateways import ChannelTransaction
-from activities.payloads import CustomerNotice, PaymentReturnRequest, SupportTicketRequest
-from domain.certificates import CertificateStatus, Channel
+from activities.payloads import CustomerNotice, SupportTicketRequest
+from domain.certificates import CertificateStatus
 from domain.errors import StatusConflictError
-from domain.ledger import digest
-from storage.certificates import CertificateStore, to_cents
-from storage.schema import (
-    notifications,
-    revocations,
-    simulated_channel_returns,
-    support_tickets,
-)
-
-
-class SimulatedPaymentChannel:
-    """A payment channel that keeps its own record of returns, one per request id, as a real
-    channel does: asked again with the same id, it answers with the first transaction."""
-
-    def __init__(self, engine: Engine, channel: Channel) -> None:
-        self.engine = engine
-        self.channel = channel
-
-    def return_payment(self, request: PaymentReturnRequest) -> ChannelTransaction:
-        transaction_id = f"{self.channel.value}-{digest(request.idempotency_key)}"
-        _insert_once(
-            self.engine,
-            simulated_channel_returns,
-            channel=self.channel.value,
-            request_id=request.idempotency_key,
-            amount_cents=to_cents(request.amount),
-            currency=request.currency,
-            reference=request.reference,
-            transaction_id=transaction_id,
-            returned_at=datetime.now(UTC),
-        )
-        return ChannelTransaction(transaction_id)
+from storage.certificates import CertificateStore
+from storage.schema import notifications, revocations, support_tickets
 
 
 class SimulatedCertificateAuthority:
