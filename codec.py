@@ -4,12 +4,19 @@ Every payload (workflow input with contacts and feedback, activity arguments, re
 encrypted with the current key before it leaves the process; each carries the id of its key, so a
 rotation only adds a key: new payloads use the new one, old histories still decrypt with the old.
 Keys come from ``REFUNDS_ENCRYPTION_KEYS`` as ``id:base64-of-32-bytes`` pairs, comma separated.
+
+Where keys are set, a payload that arrives in plain text is refused: whoever reaches Temporal
+without the key cannot hand a worker an input it believes. It decodes to ``REFUSED_PLAINTEXT``,
+which no model of the refund accepts but an action refused for it: a signal is audited as
+refused, an update is refused and an activity fails, instead of the payload being read. Only the
+Web UI's codec endpoint shows plain payloads as they are.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import os
 from collections.abc import Mapping, Sequence
 
@@ -19,8 +26,13 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, PayloadCodec
 
 from converter import DATA_CONVERTER
+from domain.values import PLAINTEXT_REFUSED, UNREADABLE
 
 ENCODING = b"binary/encrypted"
+REFUSED_PLAINTEXT = Payload(
+    metadata={"encoding": b"json/plain"},
+    data=json.dumps({UNREADABLE: PLAINTEXT_REFUSED}).encode(),
+)
 KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
 
@@ -52,13 +64,16 @@ def new_key() -> str:
 
 
 class EncryptionCodec(PayloadCodec):
-    def __init__(self, keys: Mapping[str, bytes], current: str) -> None:
+    def __init__(
+        self, keys: Mapping[str, bytes], current: str, *, refuse_plaintext: bool = True
+    ) -> None:
         if current not in keys:
             raise EncryptionKeyError(
                 f"the current encryption key {current!r} is not among the keys"
             )
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self._current = current
+        self.refuse_plaintext = refuse_plaintext
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         cipher = self._ciphers[self._current]
@@ -78,7 +93,7 @@ class EncryptionCodec(PayloadCodec):
         decoded = []
         for payload in payloads:
             if payload.metadata.get("encoding") != ENCODING:
-                decoded.append(payload)  # written before encryption was turned on
+                decoded.append(REFUSED_PLAINTEXT if self.refuse_plaintext else payload)
                 continue
             key_id = payload.metadata.get(KEY_ID, b"").decode()
             cipher = self._ciphers.get(key_id)
@@ -95,11 +110,13 @@ class EncryptionCodec(PayloadCodec):
         return decoded
 
 
-def codec_from(keys_spec: str, current: str | None) -> EncryptionCodec | None:
+def codec_from(
+    keys_spec: str, current: str | None, *, refuse_plaintext: bool = True
+) -> EncryptionCodec | None:
     keys = parse_keys(keys_spec)
     if not keys:
         return None
-    return EncryptionCodec(keys, current or next(iter(keys)))
+    return EncryptionCodec(keys, current or next(iter(keys)), refuse_plaintext=refuse_plaintext)
 
 
 def data_converter(codec: PayloadCodec | None) -> DataConverter:

@@ -11,13 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.payloads import AssessInput, DeadlineCount, DeadlineInput, Recheck
+from activities.payloads import (
+    AssessInput,
+    DeadlineCount,
+    DeadlineInput,
+    Recheck,
+    SettlementDeadlineInput,
+)
 from activities.schedule_file import ScheduleFile
 from domain.decisions import Assessment, Decision
 from domain.errors import RULES_FAILED
@@ -42,6 +50,8 @@ class RefundTerms:
     payment_patience_seconds: float = 3600.0
     history_event_limit: int = 2000
     history_bytes_limit: int = 2_000_000
+    settlement_poll_seconds: float = 3600.0
+    settlement_patience_days: int = 10
 
 
 class AssessmentActivities:
@@ -77,6 +87,8 @@ class AssessmentActivities:
             payment_patience_seconds=terms.payment_patience_seconds,
             history_event_limit=terms.history_event_limit,
             history_bytes_limit=terms.history_bytes_limit,
+            settlement_poll_seconds=terms.settlement_poll_seconds,
+            settlement_patience_days=terms.settlement_patience_days,
         )
 
     @activity.defn(name="count_review_deadline")
@@ -95,6 +107,15 @@ class AssessmentActivities:
         first, last = request.submitted_at.year, deadline.year
         years = [year for year in sorted(calendar.schedule.covered) if first <= year <= last]
         return DeadlineCount(deadline=deadline, official_years=years)
+
+    @activity.defn(name="count_settlement_deadline")
+    def count_settlement_deadline(self, request: SettlementDeadlineInput) -> datetime:
+        """The end of the ``business_days``-th business day after ``since``: past it, a leg
+        still settling needs a person."""
+        zone = ZoneInfo(self.terms.timezone)
+        start = request.since.astimezone(zone).date()
+        counted = self.calendar.add_business_days(start, request.business_days)
+        return datetime.combine(counted.day + timedelta(days=1), time(), zone)
 
     @activity.defn(name="recheck_refund")
     def recheck(self, request: AssessInput) -> Recheck:

@@ -37,6 +37,14 @@ WITHDRAWN = Template(
     "team. Nothing was charged or returned, and you can continue to use the certificate."
 )
 STILL_USABLE = "You can continue to use the certificate."
+SETTLING = Template(
+    "Your refund $refund_id for certificate $certificate_id was accepted:\n"
+    "${lines}"
+    "${returned}"
+    "Money returned to a bank account arrives within $days business days; we will write again "
+    "when it has arrived."
+)
+SETTLING_LINE = Template("- $amount $currency to $destination: accepted, on its way\n")
 
 
 def _returned_line(leg: LegStatus, currency: str) -> str:
@@ -75,6 +83,22 @@ def render_notice(notice: CustomerNotice) -> str:
             currency=notice.currency,
             lines="".join(_returned_line(leg, notice.currency) for leg in returned),
             kept=VOUCHERS_KEPT if kept else "",
+        )
+    settling = [leg for leg in notice.legs if leg.status is LegState.SETTLING]
+    if notice.state is RefundState.REFUNDING and settling:
+        returned = [leg for leg in notice.legs if leg.status is LegState.RETURNED]
+        return SETTLING.substitute(
+            names,
+            lines="".join(
+                SETTLING_LINE.substitute(
+                    amount=leg.amount,
+                    currency=notice.currency,
+                    destination=DESTINATIONS.get(leg.channel, leg.channel.value),
+                )
+                for leg in settling
+            ),
+            returned="".join(_returned_line(leg, notice.currency) for leg in returned),
+            days=notice.settlement_days,
         )
     if notice.state is RefundState.REJECTED:
         reason = notice.message or "the request does not meet the refund conditions"

@@ -4,28 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from domain.certificates import Certificate, Channel
+from domain.certificates import Certificate
 from domain.decisions import RuleId
-from domain.values import Money
-from workflows.contract import LegStatus, RefundReason, RefundState, SupportContact
-
-
-class ManualReturn(BaseModel):
-    """A leg an operator returned outside the payment channels, for the ledger."""
-
-    refund_id: str
-    certificate_id: str
-    leg_index: int
-    original_channel: Channel
-    amount: Money
-    currency: str
-    reference: str
-    idempotency_key: str
-    operator: str
-    note: str
+from domain.signatures import SignedAction
+from workflows.contract import (
+    Evidence,
+    LegStatus,
+    RefundReason,
+    RefundRequest,
+    RefundState,
+    SupportContact,
+)
 
 
 class AssessInput(BaseModel):
@@ -38,6 +31,11 @@ class AssessInput(BaseModel):
 class DeadlineInput(BaseModel):
     certificate: Certificate
     submitted_at: datetime
+
+
+class SettlementDeadlineInput(BaseModel):
+    since: datetime
+    business_days: int
 
 
 class DeadlineCount(BaseModel):
@@ -81,23 +79,75 @@ class CertificateChange(BaseModel):
     refund_id: str
 
 
-class PaymentReturnRequest(BaseModel):
-    refund_id: str
-    certificate_id: str
-    leg_index: int
-    channel: Channel
-    amount: Money
-    currency: str
-    reference: str
-    idempotency_key: str
-
-
 class PaymentReceipt(BaseModel):
     idempotency_key: str
     transaction_id: str
     channel: str
     amount: Decimal
     already_returned: bool = False
+    settling: bool = False
+    """The channel accepted the return and the money is on its way (``check_settlement``)."""
+    accepted_at: datetime | None = None
+    returned_at: datetime | None = None
+    detail: str = ""
+    """What the operator should know (a resolve that found the channel had paid)."""
+
+
+class HoldRequest(BaseModel):
+    """A refund taking its certificate's hold for the customer's signed request."""
+
+    certificate_id: str
+    refund_id: str
+    request: RefundRequest
+
+
+class PaymentGrant(BaseModel):
+    """What the workflow shows the system of record to be authorized to pay a request."""
+
+    certificate_id: str
+    refund_id: str
+    request: RefundRequest
+    evidence: Evidence
+    approval: SignedAction | None = None
+    hold: bool = False
+    """Register the request and take the certificate's hold first (an auto-approval), all in the
+    authorization's transaction: refused, nothing is held."""
+    """The reviewer's approval as signed (evidence ``reviewer``)."""
+
+
+class LegPayment(BaseModel):
+    """One leg to pay, named by ids alone: the amount, reference and channel are the order's."""
+
+    refund_id: str
+    certificate_id: str
+    leg_index: int
+    idempotency_key: str
+
+
+class ManualSettlement(LegPayment):
+    """A leg an operator returned outside the channels, with their signed resolve."""
+
+    resolve: SignedAction | None = None
+    """The operator's ``resolve`` as signed (refused without it)."""
+
+
+class ManualRelease(BaseModel):
+    """An operator revoked the certificate or cancelled its order outside the system."""
+
+    certificate_id: str
+    refund_id: str
+    revoke: bool
+    resolve: SignedAction
+    """The operator's ``resolve`` as signed."""
+
+
+class Settlement(BaseModel):
+    """What ``check_settlement`` found of a leg that was settling."""
+
+    status: Literal["settling", "returned", "failed"]
+    transaction_id: str | None = None
+    reason: str = ""
+    at: datetime | None = None
 
 
 class SupportTicketRequest(BaseModel):
@@ -116,6 +166,8 @@ class CustomerNotice(BaseModel):
     currency: str = "CNY"
     legs: list[LegStatus] = Field(default_factory=list)
     message: str = ""
+    settlement_days: int = 10
+    """Business days a settling return may take to arrive (the refund's settlement patience)."""
 
 
 class BooksSummary(BaseModel):
@@ -127,8 +179,13 @@ class BooksSummary(BaseModel):
     paid_twice: int
     missing_amount: Decimal
     certificates_to_check: list[str] = Field(default_factory=list)
+    journal_problems: int = 0
+    """Disagreements of the account balance's journal with itself or the ledger."""
+    payments_refused: int = 0
+    """Money activities the system of record refused in the last day (``refunds ledger``)."""
 
     @property
     def problems(self) -> int:
         missing = 1 if self.missing_amount > 0 else 0
-        return self.orphaned_holds + self.divergent + self.paid_twice + missing
+        found = self.orphaned_holds + self.divergent + self.paid_twice + missing
+        return found + self.journal_problems + self.payments_refused

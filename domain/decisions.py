@@ -68,3 +68,7 @@ class Assessment(BaseModel):
     history_event_limit: int | None = None
     history_bytes_limit: int | None = None
     """Past either, a refund waiting for a person continues as new (None: never)."""
+    settlement_poll_seconds: float | None = None
+    """How often a settling leg is asked about, in case its webhook was lost."""
+    settlement_patience_days: int | None = None
+    """Business days a leg may stay settling before the refund needs attention."""

@@ -15,6 +15,15 @@ RULES_FAILED = "RulesFailed"
 """The rules could not be applied to a certificate: its data is inconsistent."""
 ACTION_REFUSED = "ActionRefused"
 """An update's validator refused a person's action."""
+PAYMENT_UNAUTHORIZED = "PaymentUnauthorized"
+"""The system of record found no evidence that this refund may pay this leg: nothing was paid."""
+PAYMENT_ATTENTION = "PaymentNeedsAttention"
+"""The channel refused for now for a reason a person must fix (the merchant's balance is short);
+a retry after the fix sends the same request again."""
+PAYMENT_UNKNOWN = "PaymentOutcomeUnknown"
+"""The channel's answer was lost or could not be believed; the next attempt asks it first."""
+CERTIFICATE_ISSUED = "CertificateIssued"
+"""The certificate was issued since the decision: its order is not cancelled, it is revoked."""
 
 NON_RETRYABLE = [
     CERTIFICATE_NOT_FOUND,
@@ -22,6 +31,9 @@ NON_RETRYABLE = [
     PAYMENT_REJECTED,
     REVOCATION_REFUSED,
     CERTIFICATE_DATA_INVALID,
+    PAYMENT_UNAUTHORIZED,
+    PAYMENT_ATTENTION,
+    CERTIFICATE_ISSUED,
 ]
 """What no retry can fix: a step's retry policy stops at these."""
 
@@ -40,6 +52,14 @@ class SeedConflictError(ValueError):
 
 class PaymentRejectedError(Exception):
     """The channel refuses the return for good (a closed account, a cancelled card)."""
+
+
+class PaymentUnauthorizedError(Exception):
+    """The system of record refuses this payment (or release): no evidence that it may happen."""
+
+
+class CertificateIssuedError(StatusConflictError):
+    """The certificate was issued since the decision: revoke it instead of cancelling its order."""
 
 
 class RevocationRefusedError(Exception):

@@ -10,6 +10,10 @@ from decimal import Decimal
 MANUAL = "manual"
 """The ledger's channel for a leg an operator settled outside the payment channels."""
 
+SENT, SETTLING, RETURNED, REFUSED, FAILED = "sent", "settling", "returned", "refused", "failed"
+"""A payment attempt's states at its channel: asked (no answer yet, or none to believe),
+accepted and settling, returned, refused, or refused after it was accepted."""
+
 
 @dataclass(frozen=True)
 class Return:

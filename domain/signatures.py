@@ -51,6 +51,15 @@ class ActionSignature(BaseModel):
     value: str = Field(max_length=SIGNATURE_CHARS)
 
 
+class SignedAction(BaseModel):
+    """An accepted action exactly as its sender signed it, kept as evidence for the system of
+    record (a reviewer's approval, an operator's resolve)."""
+
+    actor: str = Field(max_length=64)
+    text: str = Field(default="", max_length=2000)
+    signature: ActionSignature
+
+
 def message(refund_id: str, action: str, actor: str, text: str, signed_at: datetime) -> bytes:
     """The exact bytes signed for one action."""
     fields = ["refunds-action-v1", refund_id, action, actor, text, signed_at.isoformat()]
@@ -89,6 +98,37 @@ def fingerprint(signature: ActionSignature) -> str:
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
+def signer_problem(directory: Mapping[str, Person], role: Role | None, actor: str) -> str | None:
+    """Why ``actor`` cannot sign for ``role`` in ``directory`` (``None``: any role), or ``None``."""
+    person = directory.get(actor)
+    if person is None:
+        return f"{actor} is not in the people directory"
+    if role is not None and person.role is not role:
+        article = "an" if role.value[0] in "aeiou" else "a"
+        return f"{actor} is not {article} {role.value} in the people directory"
+    return None
+
+
+def proves(
+    person: Person,
+    refund_id: str,
+    action: str,
+    actor: str,
+    text: str,
+    signature: ActionSignature,
+) -> bool:
+    """Whether ``signature`` is ``person``'s over exactly this action (its bytes canonical)."""
+    raw = signature_bytes(signature)
+    if raw is None:
+        return False
+    try:
+        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(person.public_key))
+        public.verify(raw, message(refund_id, action, actor, text, signature.signed_at))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
 def signature_problem(
     directory: Mapping[str, Person],
     role: Role | None,
@@ -106,12 +146,9 @@ def signature_problem(
     ``not_before``: when the request acted on was submitted)."""
     if signature is None:
         return f"the action is not signed: `refunds {action}` signs it with {actor}'s key"
-    person = directory.get(actor)
-    if person is None:
-        return f"{actor} is not in the people directory"
-    if role is not None and person.role is not role:
-        article = "an" if role.value[0] in "aeiou" else "a"
-        return f"{actor} is not {article} {role.value} in the people directory"
+    problem = signer_problem(directory, role, actor)
+    if problem is not None:
+        return problem
     signed_at = signature.signed_at.astimezone(UTC)
     if signed_at < now - FRESH_FOR or signed_at > now + CLOCK_SKEW:
         return (
@@ -123,14 +160,10 @@ def signature_problem(
         # for the earlier one must not decide it.
         return "the signature was made before this request was submitted"
     mismatch = f"the signature does not match {actor}'s key for this action"
-    raw = signature_bytes(signature)
-    if raw is None:
+    if signature_bytes(signature) is None:
         return mismatch
     if fingerprint(signature) in used:
         return "this signed action was already used"
-    try:
-        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(person.public_key))
-        public.verify(raw, message(refund_id, action, actor, text, signature.signed_at))
-    except (InvalidSignature, ValueError):
+    if not proves(directory[actor], refund_id, action, actor, text, signature):
         return mismatch
     return None

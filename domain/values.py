@@ -26,6 +26,12 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 """The range a certificate's times and a rule check's instant must fall in."""
 
 
+UNREADABLE = "unreadable"
+"""The one key of what a plain-text payload decodes to where encryption keys are set: the worker
+reads none of it, and an action carrying it is refused with its text."""
+PLAINTEXT_REFUSED = "a plain-text payload where encryption keys are set"
+
+
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 
 

@@ -86,11 +86,21 @@ RESTORE = (
 
 CANCEL_ORDER = (
     update(orders)
-    .where(orders.c.certificate_id == bindparam("certificate"), orders.c.status != "cancelled")
+    .where(
+        orders.c.certificate_id == bindparam("certificate"),
+        orders.c.status != "cancelled",
+        ~select(certificates.c.certificate_id)
+        .where(
+            certificates.c.certificate_id == bindparam("certificate"),
+            certificates.c.issued_at.is_not(None),
+        )
+        .exists(),
+    )
     .values(status="cancelled", cancelled_by=bindparam("refund"), cancelled_at=bindparam("now"))
     .returning(orders.c.order_id)
 )
-"""Cancel a certificate's order unless it is cancelled already; returns the order id."""
+"""Cancel an unissued certificate's order unless it is cancelled already; returns the order id
+(an issued certificate is revoked instead)."""
 
 CERTIFICATE_WITH_LEGS = (
     select(

@@ -23,8 +23,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from domain.certificates import Certificate, CertificateStatus, Order, PaymentLeg
-from domain.errors import CertificateNotFoundError, SeedConflictError, StatusConflictError
+from domain.certificates import Certificate, CertificateStatus, Channel, Order, PaymentLeg
+from domain.errors import (
+    CertificateIssuedError,
+    CertificateNotFoundError,
+    SeedConflictError,
+    StatusConflictError,
+)
 from storage.certificate_statements import (
     CANCEL_ORDER,
     CERTIFICATE_WITH_LEGS,
@@ -33,7 +38,8 @@ from storage.certificate_statements import (
     RELEASED_BY,
     RESTORE,
 )
-from storage.schema import certificates, orders, payment_legs
+from storage.refund_requests import close_requests
+from storage.schema import certificates, orders, payment_legs, revocations
 
 CENT = Decimal("0.01")
 
@@ -80,6 +86,7 @@ class CertificateStore:
         for record in records:
             existing = self._read(conn, record.certificate_id)
             if existing is None:
+                _refuse_shared_payments(conn, record)
                 self._insert(conn, record)
                 report.inserted.append(record.certificate_id)
             elif _seed_fields(existing) == _seed_fields(record):
@@ -91,7 +98,11 @@ class CertificateStore:
 
     def get(self, certificate_id: str) -> Certificate:
         with self.engine.connect() as conn:
-            found = self._read(conn, certificate_id)
+            return self.get_in(conn, certificate_id)
+
+    def get_in(self, conn: Connection, certificate_id: str) -> Certificate:
+        """``get`` inside the caller's transaction."""
+        found = self._read(conn, certificate_id)
         if found is None:
             raise CertificateNotFoundError(f"no certificate {certificate_id!r}")
         return found
@@ -119,19 +130,23 @@ class CertificateStore:
         the database's isolation level.
         """
         with self.engine.begin() as conn:
-            held = conn.execute(
-                HOLD, {"certificate": certificate_id, "refund": refund_id, "now": _now()}
+            return self.hold_in(conn, certificate_id, refund_id)
+
+    def hold_in(self, conn: Connection, certificate_id: str, refund_id: str) -> CertificateStatus:
+        """``mark_refund_pending`` inside the caller's transaction."""
+        held = conn.execute(
+            HOLD, {"certificate": certificate_id, "refund": refund_id, "now": _now()}
+        )
+        if held.rowcount == 1:
+            return CertificateStatus.REFUND_PENDING
+        row = self._row(conn, certificate_id)
+        if row["pending_refund_id"] == refund_id:
+            return CertificateStatus(row["status"])
+        if row["status"] == CertificateStatus.REFUND_PENDING:
+            raise StatusConflictError(
+                f"certificate {certificate_id} is held by {row['pending_refund_id']}"
             )
-            if held.rowcount == 1:
-                return CertificateStatus.REFUND_PENDING
-            row = self._row(conn, certificate_id)
-            if row["pending_refund_id"] == refund_id:
-                return CertificateStatus(row["status"])
-            if row["status"] == CertificateStatus.REFUND_PENDING:
-                raise StatusConflictError(
-                    f"certificate {certificate_id} is held by {row['pending_refund_id']}"
-                )
-            raise StatusConflictError(f"certificate {certificate_id} is {row['status']}")
+        raise StatusConflictError(f"certificate {certificate_id} is {row['status']}")
 
     def restore(self, certificate_id: str, refund_id: str) -> CertificateStatus:
         """End ``refund_id``'s hold: the status from before it. Returns the status after.
@@ -141,16 +156,16 @@ class CertificateStore:
         ``refund_pending`` or ``revoked``. If another party revoked or refunded the certificate
         meanwhile, the hold ends and that status stays.
         """
-        values = {"certificate": certificate_id, "refund": refund_id, "now": _now()}
+        now = _now()
+        values = {"certificate": certificate_id, "refund": refund_id, "now": now}
         with self.engine.begin() as conn:
             restored = conn.execute(RESTORE, values)
             row = self._row(conn, certificate_id)
-            if restored.rowcount == 0 and row["pending_refund_id"] == refund_id:
-                released = conn.execute(RELEASED_BY, values).first() is not None
-                if not released:
-                    self._set(
-                        conn, certificate_id, status_before_refund=None, pending_refund_id=None
-                    )
+            released = conn.execute(RELEASED_BY, values).first() is not None
+            if restored.rowcount == 0 and row["pending_refund_id"] == refund_id and not released:
+                self._set(conn, certificate_id, status_before_refund=None, pending_refund_id=None)
+            if not released:  # no money can have moved: no request of this refund pays any more
+                close_requests(conn, refund_id, now)
             return CertificateStatus(row["status"])
 
     def mark_refunded(self, certificate_id: str, refund_id: str) -> CertificateStatus:
@@ -187,11 +202,42 @@ class CertificateStore:
             )
             if order is None:
                 raise CertificateNotFoundError(f"no order for certificate {certificate_id!r}")
+            if order["status"] != "cancelled":
+                raise CertificateIssuedError(
+                    f"certificate {certificate_id} was issued since the decision: "
+                    "it is revoked, not its order cancelled"
+                )
             if order["cancelled_by"] != refund_id:
                 raise StatusConflictError(
                     f"order {order['order_id']} was cancelled by {order['cancelled_by']}"
                 )
             return str(order["order_id"])
+
+    def released_by_hand(self, certificate_id: str, refund_id: str, revoke: bool) -> None:
+        """Record that an operator revoked the certificate (``revoke``) or cancelled its order
+        outside the system, for ``refund_id``, which holds it (once; again changes nothing)."""
+        now = _now()
+        with self.engine.begin() as conn:
+            certificate = self.get_in(conn, certificate_id)
+            if certificate.released_by == refund_id:
+                return
+            if certificate.held_by != refund_id or certificate.released_by is not None:
+                raise StatusConflictError(
+                    f"certificate {certificate_id} is not held by {refund_id} alone"
+                )
+            if revoke:
+                conn.execute(
+                    insert(revocations).values(
+                        certificate_id=certificate_id, refund_id=refund_id, revoked_at=now
+                    )
+                )
+                self._set(conn, certificate_id, status=CertificateStatus.REVOKED)
+            else:
+                conn.execute(
+                    update(orders)
+                    .where(orders.c.certificate_id == certificate_id)
+                    .values(status="cancelled", cancelled_by=refund_id, cancelled_at=now)
+                )
 
     def order_status(self, certificate_id: str) -> str:
         with self.engine.connect() as conn:
@@ -277,6 +323,29 @@ class CertificateStore:
                     amount_cents=to_cents(leg.amount),
                     reference=leg.reference,
                 )
+            )
+
+
+CHANNEL_PAYMENTS = (Channel.ALIPAY, Channel.BANK)
+"""Channels whose references name one payment at the channel (Alipay's ``out_trade_no``)."""
+
+
+def _refuse_shared_payments(conn: Connection, record: Certificate) -> None:
+    """A payment at Alipay or the bank belongs to one order: a second order naming it would
+    have the channel refund one payment twice over."""
+    for leg in record.order.payments:
+        if leg.channel not in CHANNEL_PAYMENTS:
+            continue
+        taken = conn.execute(
+            select(payment_legs.c.order_id).where(
+                payment_legs.c.channel == leg.channel.value,
+                payment_legs.c.reference == leg.reference,
+            )
+        ).scalar()
+        if taken is not None:
+            raise SeedConflictError(
+                f"certificate {record.certificate_id}: {leg.channel.value} payment "
+                f"{leg.reference} already belongs to order {taken}"
             )
 
 

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from domain.ledger import LedgerEntry, Return
@@ -44,10 +44,8 @@ class Ledger:
         return _entry(row), False
 
     def find(self, idempotency_key: str) -> LedgerEntry | None:
-        query = select(payment_returns).where(payment_returns.c.idempotency_key == idempotency_key)
         with self.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
-        return _entry(row) if row is not None else None
+            return entry_in(conn, idempotency_key)
 
     def entries(self, refund_id: str | None = None) -> list[LedgerEntry]:
         query = select(payment_returns).order_by(payment_returns.c.id)
@@ -55,6 +53,13 @@ class Ledger:
             query = query.where(payment_returns.c.refund_id == refund_id)
         with self.engine.connect() as conn:
             return [_entry(row) for row in conn.execute(query).mappings()]
+
+
+def entry_in(conn: Connection, idempotency_key: str) -> LedgerEntry | None:
+    """The ledger's row under ``idempotency_key``, read inside the caller's transaction."""
+    query = select(payment_returns).where(payment_returns.c.idempotency_key == idempotency_key)
+    row = conn.execute(query).mappings().first()
+    return _entry(row) if row is not None else None
 
 
 def _entry(row: Mapping[Any, Any]) -> LedgerEntry:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, RowMapping, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
 
 from domain.errors import StatusConflictError
 from domain.signatures import Person, Role
@@ -84,10 +84,7 @@ class PeopleDirectory:
     def person(self, person_id: str) -> Person | None:
         """Someone who may act now, looked up by id alone."""
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(people).where(people.c.person_id == person_id, people.c.removed_at.is_(None))
-            ).first()
-        return None if row is None else _person(row._mapping)
+            return active_person(conn, person_id)
 
     def active(self) -> dict[str, Person]:
         """Everyone who may act now, by id."""
@@ -111,6 +108,14 @@ class PeopleDirectory:
                 continue
             found.append(DirectoryEntry(person, row["added_at"], row["removed_at"]))
         return found
+
+
+def active_person(conn: Connection, person_id: str) -> Person | None:
+    """Someone who may act now, read inside the caller's transaction."""
+    row = conn.execute(
+        select(people).where(people.c.person_id == person_id, people.c.removed_at.is_(None))
+    ).first()
+    return None if row is None else _person(row._mapping)
 
 
 def _person(row: RowMapping) -> Person | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
 
 from storage.schema import repairs
 
@@ -102,19 +102,42 @@ class RepairOrders:
             return conn.execute(mine).first() is not None
 
     def of(self, certificate_id: str) -> list[Repair]:
+        """Every repair order of ``certificate_id``, oldest first."""
         query = (
             select(repairs).where(repairs.c.certificate_id == certificate_id).order_by(repairs.c.id)
         )
         with self.engine.connect() as conn:
-            return [
-                Repair(
-                    certificate_id=row["certificate_id"],
-                    refund_id=row["refund_id"],
-                    action=row["action"],
-                    operator=row["operator"],
-                    note=row["note"],
-                    at=row["at"],
-                    claimed_by_run=row["claimed_by_run"],
-                )
-                for row in conn.execute(query).mappings()
-            ]
+            return [_repair(row) for row in conn.execute(query).mappings()]
+
+
+def claimed_completion(conn: Connection, refund_id: str, certificate_id: str) -> Repair | None:
+    """The latest order to complete the books of ``refund_id`` that a run claimed, if any."""
+    row = (
+        conn.execute(
+            select(repairs)
+            .where(
+                repairs.c.refund_id == refund_id,
+                repairs.c.certificate_id == certificate_id,
+                repairs.c.action == COMPLETION,
+                repairs.c.claimed_by_run.is_not(None),
+                repairs.c.claimed_by_run != NOT_STARTED,
+            )
+            .order_by(repairs.c.id.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else _repair(row)
+
+
+def _repair(row: RowMapping) -> Repair:
+    return Repair(
+        certificate_id=row["certificate_id"],
+        refund_id=row["refund_id"],
+        action=row["action"],
+        operator=row["operator"],
+        note=row["note"],
+        at=row["at"],
+        claimed_by_run=row["claimed_by_run"],
+    )

@@ -102,22 +102,9 @@ payment_returns = Table(
     Column("amount_cents", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("reference", String(64), nullable=False),
-    Column("transaction_id", String(64), nullable=False, unique=True),
+    Column("transaction_id", String(128), nullable=False, unique=True),
     Column("returned_at", UTCDateTime, nullable=False),
 )
-
-simulated_channel_returns = Table(
-    "simulated_channel_returns",
-    metadata,
-    Column("channel", String(16), primary_key=True),
-    Column("request_id", String(200), primary_key=True),
-    Column("amount_cents", BigInteger, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("reference", String(64), nullable=False),
-    Column("transaction_id", String(64), nullable=False, unique=True),
-    Column("returned_at", UTCDateTime, nullable=False),
-)
-"""What the simulated payment channels returned, one row per channel and request id."""
 
 revocations = Table(
     "revocations",
@@ -188,3 +175,100 @@ notifications = Table(
     Column("sent_at", UTCDateTime, nullable=False),
     UniqueConstraint("refund_id", "state", name="uq_notification_once"),
 )
+
+refund_requests = Table(
+    "refund_requests",
+    metadata,
+    Column("refund_id", String(128), primary_key=True),
+    Column("request_fingerprint", String(64), primary_key=True),
+    Column("certificate_id", String(64), nullable=False, index=True),
+    Column("requester", String(64), nullable=False),
+    Column("signed_at", UTCDateTime, nullable=False),
+    Column("registered_at", UTCDateTime, nullable=False),
+    Column("facts", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("evidence", String(16)),
+    Column("approved_by", String(64)),
+    Column("approval_fingerprint", String(64)),
+    Column("approval_signed_at", UTCDateTime),
+    Column("authorized_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+)
+"""Each customer's signed request as the system of record registered it when its refund took the
+certificate's hold (``facts``: the certificate as it stood then), and what authorized paying it:
+``open``, then ``authorized`` with its evidence (the rules, a reviewer's signed approval or the
+review deadline), or ``closed`` when it ended without money moving."""
+
+payment_attempts = Table(
+    "payment_attempts",
+    metadata,
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    Column("refund_id", String(128), nullable=False, index=True),
+    Column("certificate_id", String(64), nullable=False),
+    Column("leg_index", Integer, nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("transaction_id", String(128)),
+    Column("code", String(64)),
+    Column("reason", Text),
+    Column("sent_at", UTCDateTime, nullable=False),
+    Column("accepted_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+"""Each leg's return as a channel was asked for it, one row per key and channel, written before
+the first call: ``sent`` (no answer yet, or an unknown one), ``settling``, ``returned``,
+``refused`` or ``failed`` (refused after it was accepted)."""
+
+payment_refusals = Table(
+    "payment_refusals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("activity", String(64), nullable=False),
+    Column("refund_id", String(128), nullable=False),
+    Column("leg_index", Integer),
+    Column("workflow_id", String(256), nullable=False),
+    Column("workflow_type", String(256), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+"""Every money activity the system of record refused before a channel was called: who scheduled
+it, for which refund and leg, and why (``refunds ledger`` shows them)."""
+
+journal_entries = Table(
+    "journal_entries",
+    metadata,
+    Column("entry_id", Integer, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("refund_id", String(128), index=True),
+    Column("memo", String(256), nullable=False),
+    Column("reverses", Integer, ForeignKey("journal_entries.entry_id"), unique=True),
+    Column("posted_at", UTCDateTime, nullable=False),
+)
+"""The account balance's journal: append-only entries, each once by its idempotency key; a
+correction is a new entry reversing another (``reverses``), never an edit."""
+
+journal_postings = Table(
+    "journal_postings",
+    metadata,
+    Column("entry_id", Integer, ForeignKey("journal_entries.entry_id"), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("account", String(80), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+)
+"""An entry's postings, which sum to zero per currency (``refunds-payable`` to ``balance:<owner>``
+for a refund)."""
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("delivery_id", String(128), primary_key=True),
+    Column("source", String(16), nullable=False),
+    Column("idempotency_key", String(200)),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime),
+)
+"""Each verified webhook delivery, by its id: accepted once (``completed_at`` once the refund was
+told), so a replayed delivery changes nothing."""

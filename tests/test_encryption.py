@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 from codec import (
     ENCODING,
+    REFUSED_PLAINTEXT,
     EncryptionCodec,
     EncryptionKeyError,
     codec_from,
@@ -21,8 +22,10 @@ from codec import (
     new_key,
     parse_keys,
 )
+from domain.signatures import Role
 from starter.codec_server import codec_app
 from tests.factories import certificate
+from tests.signing import enrol, signed_request
 from worker import build_worker
 from workflows.contract import RefundRequest, RefundState
 from workflows.refund import RefundWorkflow
@@ -46,8 +49,10 @@ async def test_round_trip_and_rotation():
     assert (await rotated.decode([sealed]))[0].data == json.dumps(PHONE).encode()
     [fresh] = await rotated.encode([payload("x")])
     assert fresh.metadata["encryption-key-id"] == b"k2"
-    plain = payload("unencrypted history")
-    assert await rotated.decode([plain]) == [plain]
+    plain = payload("written by anyone who reaches Temporal")
+    assert await rotated.decode([plain]) == [REFUSED_PLAINTEXT]
+    reader = EncryptionCodec(parse_keys(f"k1:{OLD}"), "k1", refuse_plaintext=False)
+    assert await reader.decode([plain]) == [plain]
 
 
 async def test_tampering_and_unknown_keys_are_refused():
@@ -82,12 +87,16 @@ async def test_history_holds_ciphertext_and_the_codec_server_decodes(
     )
     cert = certificate("enc-1", purchased_at=datetime.now(UTC) - timedelta(days=1))
     store.seed([cert])
-    request = RefundRequest(
-        certificate_id="enc-1",
-        requester="user-1",
-        reason="install_failed",
-        support_contact=PHONE,
-        feedback=FEEDBACK_SECRET,
+    enrol(store.engine, {Role.CUSTOMER: ["user-1"]})
+    request = signed_request(
+        "refund-enc-1",
+        RefundRequest(
+            certificate_id="enc-1",
+            requester="user-1",
+            reason="install_failed",
+            support_contact=PHONE,
+            feedback=FEEDBACK_SECRET,
+        ),
     )
     async with build_worker(encrypted, settings=settings, task_queue="encrypted"):
         handle = await encrypted.start_workflow(

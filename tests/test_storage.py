@@ -91,11 +91,23 @@ def test_a_conflicting_record_loads_nothing(store):
 
 def test_a_reused_order_id_loads_nothing(store):
     store.seed([certificate("cas-1", purchased_at=PURCHASED)])
-    clash = certificate("cas-2", purchased_at=PURCHASED).model_copy(
-        update={"order": store.get("cas-1").order}
-    )
+    own = certificate("cas-2", purchased_at=PURCHASED)
+    clash = own.model_copy(update={"order": own.order.model_copy(update={"order_id": "ord-cas-1"})})
     with exactly(
         SeedConflictError, "an order id in the file is already used by another certificate"
+    ):
+        store.seed([clash])
+    assert store.count() == 1
+
+
+def test_a_payment_of_another_order_loads_nothing(store):
+    """A payment is returned under its reference: two orders claiming one would pay it twice."""
+    store.seed([certificate("cas-1", purchased_at=PURCHASED)])
+    paid_once = [{"channel": "alipay", "amount": "199.00", "reference": "ali-cas-1"}]
+    clash = certificate("cas-2", purchased_at=PURCHASED, payments=paid_once)
+    with exactly(
+        SeedConflictError,
+        "certificate cas-2: alipay payment ali-cas-1 already belongs to order ord-cas-1",
     ):
         store.seed([clash])
     assert store.count() == 1

@@ -1,0 +1,50 @@
+"""A money activity the system of record refused: recorded, logged as an error and counted, then
+failed for good so no retry runs it again."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.errors import PAYMENT_UNAUTHORIZED
+from domain.values import shown_id
+
+if TYPE_CHECKING:
+    from storage.payment_refusals import PaymentRefusals
+
+REFUSED_METRIC = "refunds_payments_refused"
+
+
+def refused(
+    refusals: PaymentRefusals, *, refund_id: str, leg_index: int | None, reason: str
+) -> ApplicationError:
+    """Record the refusal (who scheduled the activity, for what, why) and the error to raise."""
+    info = activity.info()
+    refusals.record(
+        activity=info.activity_type,
+        refund_id=refund_id,
+        leg_index=leg_index,
+        workflow_id=info.workflow_id or "",
+        workflow_type=info.workflow_type or "",
+        reason=reason,
+    )
+    activity.metric_meter().create_counter(
+        REFUSED_METRIC, "money activities the system of record refused"
+    ).add(1, {"activity": info.activity_type})
+    activity.logger.error(
+        "refused by the system of record",
+        extra={
+            "refund_id": shown_id(refund_id),
+            "leg": leg_index,
+            "scheduled_by": shown_id(info.workflow_id or ""),
+            "workflow_type": shown_id(info.workflow_type or ""),
+            "reason": reason,
+        },
+    )
+    return ApplicationError(
+        f"refused by the system of record: {reason}",
+        type=PAYMENT_UNAUTHORIZED,
+        non_retryable=True,
+    )
