@@ -67,6 +67,7 @@ run they were a third of a refund worker's CPU (class and dataclass building, BE
 WORKFLOW_MODULES = (
     "workflows.refund",
     "workflows.payout",
+    "workflows.by_hand",
     "workflows.review_deadline",
     "workflows.review_desk",
     "workflows.signed_actions",

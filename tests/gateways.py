@@ -1,44 +1,107 @@
 """Payment channels, a certificate authority and an order system that misbehave on purpose,
-wrapped around the sandbox ones."""
+wrapped around the real adapters (in front of the local simulators) and the simulated CA."""
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import Engine
 
-from activities.gateways import CertificateAuthority, ChannelTransaction, PaymentGateway
-from activities.payloads import PaymentReturnRequest
-from domain.errors import PaymentRejectedError, StatusConflictError
+from activities.gateways import (
+    CertificateAuthority,
+    ChannelAnswer,
+    ChannelOutcome,
+    ChannelRefund,
+    ChannelUnknownError,
+    PaymentChannel,
+)
+from domain.errors import StatusConflictError
 from storage.certificates import CertificateStore
 
 
-class ChannelDown:
-    """A channel that fails transiently (no answer) until it is brought back."""
+class WrappedChannel:
+    """A channel that behaves as ``inner`` unless told otherwise."""
 
-    def __init__(self, inner: PaymentGateway, message: str = "gateway unreachable") -> None:
+    def __init__(self, inner: PaymentChannel) -> None:
         self.inner = inner
+        self.channel = inner.channel
+
+    def request_id(self, idempotency_key: str) -> str:
+        return self.inner.request_id(idempotency_key)
+
+    async def refund(self, order: ChannelRefund) -> ChannelAnswer:
+        return await self.inner.refund(order)
+
+    async def lookup(self, order: ChannelRefund) -> ChannelAnswer | None:
+        return await self.inner.lookup(order)
+
+
+class ChannelDown(WrappedChannel):
+    """A channel that does not answer (an unknown outcome) until it is brought back; ``calls``
+    counts every call, a lookup included."""
+
+    def __init__(self, inner: PaymentChannel, message: str = "gateway unreachable") -> None:
+        super().__init__(inner)
         self.message = message
         self.down = True
         self.calls = 0
 
-    def return_payment(self, request: PaymentReturnRequest) -> ChannelTransaction:
+    async def refund(self, order: ChannelRefund) -> ChannelAnswer:
+        self._call()
+        return await self.inner.refund(order)
+
+    async def lookup(self, order: ChannelRefund) -> ChannelAnswer | None:
+        self._call()
+        return await self.inner.lookup(order)
+
+    def _call(self) -> None:
         self.calls += 1
         if self.down:
-            raise ConnectionError(self.message)
-        return self.inner.return_payment(request)
+            raise ChannelUnknownError(self.message)
 
 
-class RejectsOnce:
+class RejectsOnce(WrappedChannel):
     """A channel that refuses the first return for good, as a closed account would."""
 
-    def __init__(self, inner: PaymentGateway) -> None:
-        self.inner = inner
+    def __init__(self, inner: PaymentChannel) -> None:
+        super().__init__(inner)
         self.refused = False
 
-    def return_payment(self, request: PaymentReturnRequest) -> ChannelTransaction:
+    async def refund(self, order: ChannelRefund) -> ChannelAnswer:
         if not self.refused:
             self.refused = True
-            raise PaymentRejectedError("the Alipay account is closed")
-        return self.inner.return_payment(request)
+            return ChannelAnswer(
+                ChannelOutcome.REFUSED, code="ACQ.TRADE_NOT_ALLOW_REFUND", reason="account closed"
+            )
+        return await self.inner.refund(order)
+
+
+class GatedChannel(WrappedChannel):
+    """A channel whose returns wait at a gate, so the refund stays in ``refunding``."""
+
+    def __init__(self, inner: PaymentChannel) -> None:
+        super().__init__(inner)
+        self.entered = asyncio.Event()
+        self.open = asyncio.Event()
+
+    async def refund(self, order: ChannelRefund) -> ChannelAnswer:
+        self.entered.set()
+        await asyncio.wait_for(self.open.wait(), 30)
+        return await self.inner.refund(order)
+
+
+class SlowToAnswer(WrappedChannel):
+    """A channel whose answer to a return comes ``seconds`` after the channel acted, so its
+    settlement (and webhook) can come before the refund has heard that the return was taken."""
+
+    def __init__(self, inner: PaymentChannel, seconds: float) -> None:
+        super().__init__(inner)
+        self.seconds = seconds
+
+    async def refund(self, order: ChannelRefund) -> ChannelAnswer:
+        answer = await self.inner.refund(order)
+        await asyncio.sleep(self.seconds)
+        return answer
 
 
 class AuthorityDown:

@@ -15,18 +15,16 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from settings import Settings
 from storage.certificates import CertificateStore
 from storage.database import open_database
-from tests.harness import REVIEWERS, Harness, start_environment
+from tests.harness import REVIEWERS, Harness, channel_settings, local_channels, start_environment
 from tests.scenarios import SCENARIOS
-from worker import build_worker
 
 HISTORIES = Path(__file__).with_name("histories")
-CURRENT = "v5"
+CURRENT = "v6"
 """The folder the running code records into (v1: before ``local-load-final-state-at-close``,
 v2: before ``operator-proof``, v3: before ``signed-actions``, v4: before
-``review-queue-memo``)."""
+``review-queue-memo``, v5: before ``system-of-record-authorizes``)."""
 
 
 async def record(names: list[str]) -> None:
@@ -37,17 +35,21 @@ async def record(names: list[str]) -> None:
         with tempfile.TemporaryDirectory() as scratch:
             for name in names:
                 url = f"sqlite:///{scratch}/{name}.db"
-                settings = Settings(
-                    database_url=url,
-                    reviewers=REVIEWERS,
-                    calendar_file=Path(scratch) / f"{name}.toml",
-                )
                 engine = open_database(url)
-                task_queue = f"record-{uuid.uuid4().hex[:8]}"
-                harness = Harness.create(env, task_queue, settings, CertificateStore(engine))
-                async with build_worker(env.client, settings=settings, task_queue=task_queue):
-                    handle = await SCENARIOS[name](harness)
-                    status = await harness.result(handle)
+                local = channel_settings(url, Path(scratch) / name)
+                async with local_channels(local, env.client) as world:
+                    settings = world.settings.model_copy(
+                        update={
+                            "reviewers": REVIEWERS,
+                            "calendar_file": Path(scratch) / f"{name}.toml",
+                        }
+                    )
+                    task_queue = f"record-{uuid.uuid4().hex[:8]}"
+                    store = CertificateStore(engine)
+                    harness = Harness.create(env, task_queue, settings, store, world)
+                    async with harness.worker():
+                        handle = await SCENARIOS[name](harness)
+                        status = await harness.result(handle)
                 history = await handle.fetch_history()
                 path = folder / f"{name}.json"
                 path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")

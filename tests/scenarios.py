@@ -344,6 +344,40 @@ async def deadline_moved_by_calendar(harness: Harness) -> Handle:
     return handle
 
 
+def bank_paid(certificate_id: str, reference: str) -> Any:
+    return certificate(
+        certificate_id,
+        purchased_at=_ago(1),
+        payments=[{"channel": "bank", "amount": "120.00", "reference": reference}],
+    )
+
+
+async def settled_by_webhook(harness: Harness) -> Handle:
+    """The provider accepts the bank refund, settles it, and its signed webhook rings."""
+    async with harness.worker_with():
+        handle = await harness.submit(bank_paid("h-settled", "bank-settles"))
+        await harness.result(handle)
+    return handle
+
+
+async def settled_by_poll(harness: Harness) -> Handle:
+    """The settlement's webhook is lost: the refund's own poll finds the bank refund settled."""
+    lost = {"fault_webhook_loss_rate": 1.0, "settlement_poll": timedelta(seconds=2)}
+    async with harness.worker_with(**lost):
+        handle = await harness.submit(bank_paid("h-polled", "bank-quiet"))
+        await harness.result(handle)
+    return handle
+
+
+async def settlement_failed_then_fell_back(harness: Harness) -> Handle:
+    """Accepted, then failed at settlement (a closed account): the leg goes to the balance."""
+    failing = {"fault_settlement_fail": ["bank-closes"], "fallback_to_balance": True}
+    async with harness.worker_with(**failing):
+        handle = await harness.submit(bank_paid("h-settle-failed", "bank-closes"))
+        await harness.result(handle)
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "auto_approved": auto_approved,
     "denied_by_rule": denied_by_rule,
@@ -372,4 +406,7 @@ SCENARIOS: dict[str, Scenario] = {
     "forged_approval_refused": forged_approval_refused,
     "directory_changed_in_review": directory_changed_in_review,
     "deadline_moved_by_calendar": deadline_moved_by_calendar,
+    "settled_by_webhook": settled_by_webhook,
+    "settled_by_poll": settled_by_poll,
+    "settlement_failed_then_fell_back": settlement_failed_then_fell_back,
 }

@@ -5,6 +5,7 @@ What a client needs to start and act on a refund, and all the workflow keeps bet
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from decimal import Decimal
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from domain.certificates import Certificate, Channel
 from domain.decisions import Assessment, Outcome, RuleId
-from domain.signatures import ActionSignature, Person
+from domain.signatures import ActionSignature, Person, SignedAction
 from domain.values import MAX_TEXT, Identifier, Text
 
 
@@ -111,6 +112,9 @@ class RefundRequest(BaseModel):
     """Set by ``refunds repair``: pay what is still due, without the rules or a review."""
     carried: CarriedState | None = None
     """Set when a refund continues as new: where the previous run left off."""
+    signature: ActionSignature | None = None
+    """The requester's signature over the request (``request_text``), by ``refunds submit`` or the
+    console: the system of record pays back only a request it can prove the customer made."""
 
     @model_validator(mode="after")
     def _reason_rules(self) -> RefundRequest:
@@ -121,6 +125,29 @@ class RefundRequest(BaseModel):
                 "a support contact goes only with reason install_failed or validation_stuck"
             )
         return self
+
+
+Evidence = Literal["rules", "reviewer", "deadline", "repair", "recorded"]
+"""What approves paying a refund: the rules (auto-approval), a reviewer's signed approval, the
+review deadline under the ``approve`` policy, the repair order an operator recorded with
+``refunds repair``, or an authorization the system of record recorded already (a reset resuming
+the refund)."""
+
+SUBMIT = "submit"
+"""The action name a request's signature is made for."""
+
+
+def request_text(request: RefundRequest) -> str:
+    """What the requester's signature covers besides the refund id: the certificate, the reason,
+    the feedback and the support contact, exactly."""
+    contact = request.support_contact
+    fields = [
+        request.certificate_id,
+        request.reason.value,
+        request.feedback or "",
+        f"{contact.kind}:{contact.value}" if contact else "",
+    ]
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 
 class RefundState(StrEnum):
@@ -136,7 +163,13 @@ class RefundState(StrEnum):
 FINAL_STATES = frozenset({RefundState.REFUNDED, RefundState.REJECTED, RefundState.CANCELLED})
 
 
-class ApproveInput(BaseModel):
+class _Action(BaseModel):
+    unreadable: str | None = Field(default=None, exclude=True)
+    """Set only when the worker could not read what was sent (plain text where encryption keys
+    are set): the action is refused with this text."""
+
+
+class ApproveInput(_Action):
     """A reviewer's approval. Checked by the workflow, so an invalid one is audited, not dropped.
 
     Each action carries its sender's signature (``domain.signatures``): the refund believes who
@@ -147,7 +180,7 @@ class ApproveInput(BaseModel):
     signature: ActionSignature | None = None
 
 
-class RejectInput(BaseModel):
+class RejectInput(_Action):
     """A reviewer's rejection; the reason is shown to the customer."""
 
     reviewer: str = ""
@@ -155,14 +188,14 @@ class RejectInput(BaseModel):
     signature: ActionSignature | None = None
 
 
-class CancelInput(BaseModel):
+class CancelInput(_Action):
     """The requester withdrawing the request."""
 
     requester: str = ""
     signature: ActionSignature | None = None
 
 
-class OperatorInput(BaseModel):
+class OperatorInput(_Action):
     """An operator acting on a refund that needs attention."""
 
     operator: str = ""
@@ -202,6 +235,8 @@ class AuditEntry(BaseModel):
 
 class LegState(StrEnum):
     PENDING = "pending"
+    SETTLING = "settling"
+    """The channel accepted the return; the money is on its way (a bank refund clears in days)."""
     RETURNED = "returned"
     RETURNED_MANUALLY = "returned_manually"
     FAILED = "failed"
@@ -223,6 +258,8 @@ class LegStatus(BaseModel):
     transaction_id: str | None = None
     returned_via: Channel | None = None
     detail: str = ""
+    accepted_at: datetime | None = None
+    """When the channel accepted a return that is settling."""
 
 
 class RefundStatus(BaseModel):
@@ -303,6 +340,8 @@ class CarriedState(BaseModel):
     people: list[Person] | None = None
     """The people directory this refund trusts (signed actions), as last loaded."""
     used_signatures: list[str] = Field(default_factory=list)
+    evidence: Evidence | None = None
+    approval: SignedAction | None = None
 
 
 RefundRequest.model_rebuild()

@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import RefundState, ReviewAction
 
 from workflows.audit import bounded
+from workflows.by_hand import settle_by_hand
 from workflows.payout import NeedsAttentionError, Payout
 from workflows.payout_rules import cause
 from workflows.progress import RefundProgress
@@ -120,6 +121,7 @@ class Endings:
             return
         progress.record(repair.operator, "books completed by an operator", detail=repair.note)
         progress.certificate_released = released
+        progress.evidence = "repair"
         await self.refund(revoke=self.steps.revoke_required())
 
     async def refund(self, *, revoke: bool, waiting: bool = False) -> None:
@@ -145,7 +147,13 @@ class Endings:
             progress.needs_attention_because("")
             steps.set_state(RefundState.REFUNDING)
             if action is not None and action.action is ReviewAction.RESOLVE:
-                await self.payout.settle_by_hand(action.actor, action.text)
+                await settle_by_hand(
+                    progress,
+                    action.actor,
+                    action.text,
+                    action.signed,
+                    authorized=self.payout.authorized,
+                )
         await steps.run(RecordActivities.mark_refunded)
         steps.set_state(RefundState.REFUNDED)
         await steps.notify("")

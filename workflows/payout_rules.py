@@ -1,6 +1,5 @@
-"""The payout's decisions, pure: which legs are still to pay, what a leg's return asks the channel
-(or records when done by hand),
-when a refusal may fall back to the account balance, and how a failure reads to a person."""
+"""The payout's decisions, pure: which legs are still to pay, what a leg's payment names, when a
+refusal may fall back to the account balance, and how a failure reads to a person."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ from datetime import datetime, timedelta
 
 from temporalio.exceptions import ActivityError, RetryState, TimeoutError, TimeoutType
 
-from activities.payloads import ManualReturn, PaymentReturnRequest
+from activities.payloads import LegPayment
 from domain.certificates import Certificate, Channel
 from domain.errors import PAYMENT_REJECTED
 from workflows.contract import SETTLED_LEG_STATES, LegStatus
@@ -19,34 +18,14 @@ def unsettled(legs: list[LegStatus]) -> list[LegStatus]:
     return [leg for leg in legs if leg.status not in SETTLED_LEG_STATES]
 
 
-def return_request(
-    refund_id: str, certificate: Certificate, leg: LegStatus
-) -> PaymentReturnRequest:
-    """What the channel is asked for one leg, under the leg's idempotency key."""
+def leg_payment(refund_id: str, certificate: Certificate, leg: LegStatus) -> LegPayment:
+    """What the payment activity is told of one leg: ids alone (the rest is the order's)."""
     assert leg.idempotency_key is not None
-    return PaymentReturnRequest(
+    return LegPayment(
         refund_id=refund_id,
         certificate_id=certificate.certificate_id,
         leg_index=leg.index,
-        channel=leg.channel,
-        amount=leg.amount,
-        currency=certificate.order.currency,
-        reference=leg.reference,
         idempotency_key=leg.idempotency_key,
-    )
-
-
-def manual_return(
-    refund_id: str, certificate: Certificate, leg: LegStatus, operator: str, note: str
-) -> ManualReturn:
-    """What the ledger records for a leg an operator returned by hand: the same leg, key and
-    amount a channel would have been asked for."""
-    asked = return_request(refund_id, certificate, leg)
-    return ManualReturn(
-        **asked.model_dump(exclude={"channel"}),
-        original_channel=asked.channel,
-        operator=operator,
-        note=note,
     )
 
 

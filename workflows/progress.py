@@ -15,10 +15,11 @@ from temporalio import workflow
 
 from domain.certificates import Certificate
 from domain.decisions import Assessment, Decision
-from domain.signatures import Person
+from domain.signatures import Person, SignedAction
 from workflows.audit import AuditTrail, bounded
 from workflows.contract import (
     CarriedState,
+    Evidence,
     LegState,
     LegStatus,
     RefundRequest,
@@ -50,6 +51,10 @@ class RefundProgress:
     people: dict[str, Person] | None = None
     """The people directory this refund trusts (signed actions), once read."""
     used_signatures: list[str] = field(default_factory=list)
+    evidence: Evidence = "recorded"
+    """What approved paying (patch v6), shown to the system of record before anything moves."""
+    approval: SignedAction | None = None
+    """The reviewer's approval as signed, when a reviewer approved."""
 
     @classmethod
     def carried_over(cls, refund_id: str, request: RefundRequest) -> RefundProgress:
@@ -73,6 +78,8 @@ class RefundProgress:
             if carried.people is None
             else {person.person_id: person for person in carried.people},
             used_signatures=list(carried.used_signatures),
+            evidence=carried.evidence or "recorded",
+            approval=carried.approval,
         )
 
     def carry(self) -> RefundRequest:
@@ -96,6 +103,8 @@ class RefundProgress:
                     revoke=self.revoke,
                     people=None if self.people is None else list(self.people.values()),
                     used_signatures=self.used_signatures,
+                    evidence=self.evidence,
+                    approval=self.approval,
                 )
             }
         )
@@ -181,7 +190,14 @@ class RefundProgress:
         if deadline is not None and self.state is RefundState.VALIDATING_APPLICATION:
             lines.append(f"review deadline {deadline:%Y-%m-%d %H:%M} (UTC{deadline:%z})")
         for leg in self.legs:
-            lines.append(f"- {leg.channel.value} {leg.amount}: {leg.status.value}")
+            lines.append(f"- {leg.channel.value} {leg.amount}: {leg_state(leg)}")
         if self.attention_reason:
             lines.append(f"needs attention: {self.attention_reason}")
         return "\n".join(lines)
+
+
+def leg_state(leg: LegStatus) -> str:
+    """A leg's state as a person reads it: ``accepted, settling since …`` while it clears."""
+    if leg.status is LegState.SETTLING and leg.accepted_at is not None:
+        return f"accepted, settling since {leg.accepted_at:%Y-%m-%d %H:%M} UTC"
+    return leg.status.value

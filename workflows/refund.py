@@ -23,7 +23,6 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
-    from activities.records import RecordActivities
     from domain.certificates import CertificateStatus
     from domain.decisions import Assessment, Outcome
     from workflows.contract import (
@@ -47,10 +46,11 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import versions
 from workflows.endings import ALREADY_RELEASED, Endings, is_rerun, revoke_choice
-from workflows.payout import Payout
+from workflows.payout import Payout, RequestRefusedError
 from workflows.progress import RefundProgress
+from workflows.review_checks import FORGED_INPUT, ON_A_SCHEDULE, request_refusal
 from workflows.review_deadline import DeadlineKeeper
-from workflows.review_desk import ReviewDesk
+from workflows.review_desk import ReviewDesk, signed_as
 from workflows.steps import RULES_ACTOR, SYSTEM, RefundSteps
 
 DEADLINE_ACTOR = "review-deadline"
@@ -79,7 +79,9 @@ class RefundWorkflow:
             )
         self._desk = ReviewDesk(self._progress)
         self._steps = RefundSteps(self._progress)
-        self._payout = Payout(self._progress)
+        self._payout = Payout(
+            self._progress, self._steps.notify, lambda: self._endings.may_continue_as_new()
+        )
         self._endings = Endings(
             self._progress,
             self._steps,
@@ -95,6 +97,7 @@ class RefundWorkflow:
         # Each version includes the ones before: a new run records one patch marker (each also
         # upserts a search attribute), and an older run replays with its own marker.
         version = versions.running_version()
+        self._payout.authorized = self._steps.signed_requests = version >= 6
         self._queue_card = self._deadline.enabled = version >= 5
         self._desk.signed.required = version >= 4
         self._operator_proof = version >= 3
@@ -124,9 +127,10 @@ class RefundWorkflow:
                 if self._queue_card:  # the card of a run continued from before v5
                     self._steps.show_in_review_queue()
                 await self._await_review()
-            else:
+            else:  # settling legs go on settling; a refund needing attention waits
                 revoke = revoke_choice(carried.revoke, self._steps.revoke_required())
-                await self._endings.refund(revoke=revoke, waiting=True)
+                waiting = carried.state is not RefundState.REFUNDING
+                await self._endings.refund(revoke=revoke, waiting=waiting)
         if self._steps.support_ticket is not None:
             await self._steps.support_ticket
         await self._desk.cancellation_audited()
@@ -134,24 +138,17 @@ class RefundWorkflow:
     async def _decide_and_act(self) -> None:
         progress, steps, desk = self._progress, self._steps, self._desk
         request = progress.request
-        if self._forged:
-            await self._endings.refuse_early(
-                "this run's input carries another run's state, which only the refund itself "
-                "passes on"
-            )
-            return
-        if workflow.info().cron_schedule:
-            await self._endings.refuse_early("a refund cannot run on a schedule")
+        if self._forged or workflow.info().cron_schedule:
+            await self._endings.refuse_early(FORGED_INPUT if self._forged else ON_A_SCHEDULE)
             return
         certificate = await steps.load_certificate()
         if certificate is None:
             await self._endings.refuse_early(progress.rejection_reason or "")
             return
         progress.certificate = certificate
-        if request.repair is None and request.requester != certificate.owner:
-            await self._endings.refuse_early(
-                f"{request.requester} does not own certificate {certificate.certificate_id}"
-            )
+        refusal = request_refusal(request, certificate.owner, signed=steps.signed_requests)
+        if refusal is not None:
+            await self._endings.refuse_early(refusal)
             return
         steps.open_support_ticket()
         released = self._operator_proof and steps.released_by_this_refund(certificate)
@@ -187,8 +184,12 @@ class RefundWorkflow:
             await self._endings.cancel(hold=held)
         elif decision.outcome is Outcome.AUTO_APPROVE:
             desk.choose_path(None)
-            progress.decided_by = RULES_ACTOR
-            await self._endings.refund(revoke=False)
+            progress.decided_by, progress.evidence = RULES_ACTOR, "rules"
+            self._payout.hold_first = steps.signed_requests
+            try:
+                await self._endings.refund(revoke=False)
+            except RequestRefusedError as refused:
+                await self._endings.refuse_early(str(refused))
         else:
             desk.choose_path(None)
             await self._review_request(assessment)
@@ -222,6 +223,12 @@ class RefundWorkflow:
         """Carries nothing to trust: the deadline is counted again with the worker's calendar."""
         await self._deadline.calendar_changed()
 
+    @workflow.signal(name="settlement_changed")
+    def settlement_changed(self, *payloads: Any) -> None:
+        """Carries nothing to trust: a settling leg is asked about through an activity (the
+        provider's webhook receiver sends it; a flood asks at most every few seconds)."""
+        self._payout.rings += 1
+
     @workflow.signal(dynamic=True)
     def unknown_signal(self, name: str, payloads: Sequence[RawValue]) -> None:
         self._progress.record(
@@ -232,7 +239,9 @@ class RefundWorkflow:
     async def approve_request(self, action: ApproveInput) -> ActionResult:
         desk = self._desk
         desk.verify(ReviewAction.APPROVE, action)
-        accepted = desk.accept(ReviewAction.APPROVE, action.reviewer, action.note or "", "update")
+        note = action.note or ""
+        signed = signed_as(action.reviewer, note, action.signature)
+        accepted = desk.accept(ReviewAction.APPROVE, action.reviewer, note, "update", signed)
         if not self._operator_proof:
             return accepted
         await workflow.wait_condition(lambda: desk.approval_verdict is not None)
@@ -279,7 +288,8 @@ class RefundWorkflow:
     def resolve_manually(self, action: OperatorInput) -> ActionResult:
         self._desk.verify(ReviewAction.RESOLVE, action)
         note = (action.note or "").strip()
-        return self._desk.accept_operator(ReviewAction.RESOLVE, action.operator, note)
+        signed = signed_as(action.operator, action.note or "", action.signature)
+        return self._desk.accept_operator(ReviewAction.RESOLVE, action.operator, note, signed)
 
     @resolve_manually.validator
     def _validate_resolve(self, action: OperatorInput) -> None:
@@ -294,7 +304,9 @@ class RefundWorkflow:
     async def _review_request(self, assessment: Assessment) -> None:
         deadline = assessment.review_deadline
         assert deadline is not None
-        await self._steps.run(RecordActivities.mark_refund_pending)
+        if not await self._steps.hold():
+            await self._endings.refuse_early(self._progress.rejection_reason or "")
+            return
         await self._desk.signed.waiting_for_a_person()
         workflow.upsert_search_attributes([REVIEW_DEADLINE.value_set(deadline)])
         if self._queue_card:
@@ -314,6 +326,7 @@ class RefundWorkflow:
             assert self._progress.assessment is not None
             await self._at_deadline(self._progress.assessment)
         elif review.action is ReviewAction.APPROVE:
+            self._progress.evidence, self._progress.approval = "reviewer", review.signed
             await self._approve(review.actor)
         elif review.action is ReviewAction.REJECT:
             await self._endings.reject(review.actor, review.text, restore=True)
@@ -347,6 +360,7 @@ class RefundWorkflow:
             await self._endings.reject(DEADLINE_ACTOR, verdict.reason, restore=verdict.restore)
         elif assessment.timeout_action == "approve":
             progress.decided_by = DEADLINE_ACTOR
+            progress.evidence = "deadline"
             await self._endings.refund(
                 revoke=revoke_choice(verdict.revoke, steps.revoke_required())
             )

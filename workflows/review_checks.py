@@ -10,8 +10,9 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
+from domain.signatures import SignedAction
 from domain.values import MAX_TEXT, id_problem
-from workflows.contract import RefundState, ReviewAction
+from workflows.contract import ActionInput, RefundRequest, RefundState, ReviewAction
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,13 @@ class ReviewContext:
 
 
 DIRECTORY_PENDING = "the people directory is still being read; send the action again"
+
+
+def unreadable_refusal(message: ActionInput) -> str | None:
+    """Why an action the worker could not read is refused (plain text where keys are set)."""
+    if message.unreadable is None:
+        return None
+    return f"{message.unreadable}: send it with the refunds command or the console"
 
 
 def review_refusal(
@@ -87,6 +95,27 @@ def operator_refusal(
     return None
 
 
+FORGED_INPUT = (
+    "this run's input carries another run's state, which only the refund itself passes on"
+)
+ON_A_SCHEDULE = "a refund cannot run on a schedule"
+
+
+def request_refusal(request: RefundRequest, owner: str, *, signed: bool) -> str | None:
+    """Why the request itself is refused before anything is held (``signed``: from patch v6 a
+    request must carry its requester's signature), or ``None``; a repair order is the operator's."""
+    if request.repair is not None:
+        return None
+    if request.requester != owner:
+        return f"{request.requester} does not own certificate {request.certificate_id}"
+    if signed and request.signature is None:
+        return (
+            "the request is not signed: `refunds submit` and the console sign it with the "
+            "requester's key"
+        )
+    return None
+
+
 def cancellation_refusal(context: ReviewContext) -> str | None:
     """Why a cancellation requested through Temporal (Web UI, ``temporal workflow cancel``) cannot
     stop the refund now, or ``None`` when it is treated as a cancel."""
@@ -108,6 +137,8 @@ class Action:
     action: ReviewAction
     actor: str
     text: str
+    signed: SignedAction | None = None
+    """The action exactly as its sender signed it: the evidence the system of record checks."""
 
 
 @dataclass

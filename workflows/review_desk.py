@@ -18,7 +18,7 @@ from domain.errors import ACTION_REFUSED
 with workflow.unsafe.imports_passed_through():
     from activities.payloads import CancellationLookup
     from activities.temporal_history import HistoryActivities
-    from domain.signatures import Role
+    from domain.signatures import ActionSignature, Role, SignedAction
     from domain.values import shown_id
     from workflows.contract import (
         ActionInput,
@@ -40,6 +40,7 @@ from workflows.review_checks import (
     cancellation_refusal,
     operator_refusal,
     review_refusal,
+    unreadable_refusal,
 )
 from workflows.signed_actions import SignedActions
 
@@ -50,6 +51,13 @@ TEMPORAL_ACTOR = "temporal"
 TEMPORAL_CANCELLATION = "cancellation requested through Temporal"
 NO_IDENTITY = "a Temporal client that sent no identity"
 """Who asked, when the request carried no identity (the Web UI without sign-in sends none)."""
+
+
+def signed_as(actor: str, text: str, signature: ActionSignature | None) -> SignedAction | None:
+    """An accepted action as its sender signed it (``None`` before signed actions)."""
+    if signature is None:
+        return None
+    return SignedAction(actor=actor[:64], text=text, signature=signature)
 
 
 class ReviewDesk:
@@ -99,18 +107,20 @@ class ReviewDesk:
             )
             return
         actor, text = signed_fields(message)
-        refusal = review_refusal(self.context(), action, actor, text)
+        refusal = unreadable_refusal(message) or review_refusal(self.context(), action, actor, text)
         if refusal is None:
             refusal = self.signed.refusal(action, actor, text, message.signature)
         if refusal is not None:
             self.progress.record(shown_id(actor), f"{action.value} (signal)", False, refusal)
             return
         self.signed.spend(message.signature)
-        self.accept(action, actor, text, "signal")
+        self.accept(action, actor, text, "signal", signed_as(actor, text, message.signature))
 
     def raise_if_refused(self, action: ReviewAction, message: ActionInput) -> None:
         """An update's validator: refuse synchronously, with the same reason a signal gets."""
-        refusal = review_refusal(self.context(), action, *signed_fields(message))
+        refusal = unreadable_refusal(message) or review_refusal(
+            self.context(), action, *signed_fields(message)
+        )
         if refusal is not None:
             raise ApplicationError(refusal, type=ACTION_REFUSED, non_retryable=True)
 
@@ -128,7 +138,7 @@ class ReviewDesk:
         progress = self.progress
         assessment = progress.assessment
         reading = self.signed.reading
-        refusal = operator_refusal(
+        refusal = unreadable_refusal(action) or operator_refusal(
             progress.refund_id,
             progress.state,
             self.operator_action is not None,
@@ -144,14 +154,27 @@ class ReviewDesk:
         if refusal is not None:
             raise ApplicationError(refusal, type=ACTION_REFUSED, non_retryable=True)
 
-    def accept(self, action: ReviewAction, actor: str, text: str, via: str) -> ActionResult:
-        self.review = Action(action, actor, text.strip())
+    def accept(
+        self,
+        action: ReviewAction,
+        actor: str,
+        text: str,
+        via: str,
+        signed: SignedAction | None = None,
+    ) -> ActionResult:
+        self.review = Action(action, actor, text.strip(), signed)
         self.progress.decision_pending = True
         self.progress.record(actor, f"{action.value} ({via})", detail=text.strip())
         return self.result(action)
 
-    def accept_operator(self, action: ReviewAction, operator: str, note: str) -> ActionResult:
-        self.operator_action = Action(action, operator, note)
+    def accept_operator(
+        self,
+        action: ReviewAction,
+        operator: str,
+        note: str,
+        signed: SignedAction | None = None,
+    ) -> ActionResult:
+        self.operator_action = Action(action, operator, note, signed)
         what = "retry requested" if action is ReviewAction.RETRY else "resolved by hand"
         self.progress.record(operator, what, detail=note)
         return self.result(action)

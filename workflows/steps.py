@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         AssessInput,
         CertificateChange,
         CustomerNotice,
+        HoldRequest,
         RepairClaim,
         SupportTicketRequest,
     )
@@ -52,6 +53,8 @@ class RefundSteps:
         self.support_ticket: asyncio.Future[str] | None = None
         self.local_load = False
         """Patch v2: load by local activity; the final state is set as the workflow closes."""
+        self.signed_requests = False
+        """Patch v6: requests are signed, and the hold is refused without one."""
 
     def released_by_this_refund(self, certificate: Certificate) -> bool:
         return certificate.released_by == self.progress.refund_id
@@ -198,10 +201,37 @@ class RefundSteps:
                 currency=certificate.order.currency,
                 legs=progress.legs,
                 message=message,
+                settlement_days=progress.assessment.settlement_patience_days or 10
+                if progress.assessment
+                else 10,
             ),
             start_to_close_timeout=RECORD_TIMEOUT,
             retry_policy=RECORD_RETRY,
         )
+
+    async def hold(self) -> bool:
+        """Take the certificate's hold for the customer's signed request (registered with it in
+        the system of record); ``False`` when the system of record refuses (patch v6: the reason
+        is the rejection's), else its refusal fails the step as before."""
+        progress = self.progress
+        try:
+            await workflow.execute_activity_method(
+                RecordActivities.mark_refund_pending,
+                HoldRequest(
+                    certificate_id=progress.request.certificate_id,
+                    refund_id=progress.refund_id,
+                    request=progress.request,
+                ),
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=RECORD_RETRY,
+            )
+        except ActivityError as err:
+            if not self.signed_requests:
+                raise
+            progress.record(SYSTEM, "certificate not held", accepted=False, detail=cause(err))
+            progress.reject_because(cause(err))
+            return False
+        return True
 
     async def claim_repair_order(self, repair: RepairOrder) -> bool:
         """Whether ``refunds repair`` recorded this order; this run then holds it."""

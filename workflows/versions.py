@@ -19,7 +19,20 @@ REVIEW_QUEUE_PATCH = "review-queue-memo"
 """Patch (v5): a refund entering review keeps what the review queue shows in its memo
 (``ReviewCard``), so the queue is one visibility listing."""
 
-PATCHES = (LOCAL_LOAD_PATCH, OPERATOR_PROOF_PATCH, SIGNED_ACTIONS_PATCH, REVIEW_QUEUE_PATCH)
+AUTHORIZED_PAYMENTS_PATCH = "system-of-record-authorizes"
+"""Patch (v6): the customer's request is signed and registered with the certificate's hold, which
+an auto-approval takes first too; before anything is released or paid, the system of record checks
+and records the evidence for paying (``authorize_payment``); legs are named to the payment
+activities by ids alone; a channel may answer *settling*, and the refund waits, woken by
+``settlement_changed`` or a poll, until every leg has settled."""
+
+PATCHES = (
+    LOCAL_LOAD_PATCH,
+    OPERATOR_PROOF_PATCH,
+    SIGNED_ACTIONS_PATCH,
+    REVIEW_QUEUE_PATCH,
+    AUTHORIZED_PAYMENTS_PATCH,
+)
 """Versions 2, 3, ... in order; version 1 has no marker."""
 
 
