@@ -52,9 +52,52 @@ class Settings(BaseSettings):
     history_event_limit: int = Field(default=2000, ge=100, le=40_000)
     history_bytes_limit: int = Field(default=2_000_000, ge=100_000, le=40_000_000)
     """A refund waiting for a person continues as new past either (signal floods)."""
+    alipay_gateway_url: str | None = None
+    """Alipay's OpenAPI gateway (``https://openapi.alipay.com/gateway.do``); unset, the local
+    Alipay simulator that ``refunds up`` runs on ``alipay_simulator_port``."""
+    alipay_app_id: str = "2021000000000001"
+    alipay_app_private_key_file: Path | None = None
+    """The app's RSA private key (PEM, PKCS#1 or PKCS#8, mode 0600); unset, the local one in
+    ``key_dir/channels`` that ``refunds up`` makes for its simulator."""
+    alipay_public_key_file: Path | None = None
+    """Alipay's RSA public key (PEM), which every response's signature must verify against."""
+    bank_api_url: str | None = None
+    """The payment provider's refund API; unset, the local provider simulator."""
+    bank_api_key_file: Path | None = None
+    bank_webhook_secret_file: Path | None = None
+    """The shared secret of the provider's signed settlement webhooks (mode 0600)."""
+    channel_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    """How long one call to a payment channel may take before its outcome is unknown."""
+    settlement_patience: int = Field(default=10, ge=1, le=60)
+    """Business days a bank refund may stay settling before the refund needs attention."""
+    settlement_poll: timedelta = timedelta(hours=1)
+    """How often a settling refund asks the provider, in case a webhook was lost."""
+    simulator_host: str = "127.0.0.1"
+    alipay_simulator_port: int = Field(default=8091, ge=0, le=65535)
+    bank_simulator_port: int = Field(default=8092, ge=0, le=65535)
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(default=8093, ge=0, le=65535)
+    """Where the provider's settlement webhooks are received (``refunds webhooks``)."""
+    webhook_url: str | None = None
+    """The address the provider posts webhooks to, as it reaches this system (the simulator's
+    default: ``http://<webhook_host>:<webhook_port>/webhooks/bank``)."""
+    simulator_settle_seconds: float = Field(default=3.0, ge=0, le=86_400)
+    """How long the provider simulator keeps a bank refund settling before it succeeds."""
+    simulator_state_dir: Path = Path("var/simulators")
+    """Where the local simulators keep what they have paid (it survives restarts)."""
     fault_transient_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Half of these calls to the simulators fail before the effect (a 5xx), half after it
+    (the money moved and the answer is lost)."""
     fault_latency_ms: int = Field(default=0, ge=0, le=60_000)
     fault_reject: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Payment references a channel refuses for good (``alipay:REF``, ``bank:REF`` or ``REF``),
+    and certificates the CA refuses to revoke (``ca:CERT``)."""
+    fault_bad_signature_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Alipay simulator answers signed with the wrong key."""
+    fault_settlement_fail: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Bank payment references whose refund is accepted, then fails at settlement."""
+    fault_webhook_loss_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Settlement webhooks the provider simulator never sends (the poll settles them)."""
     max_cached_workflows: int = Field(default=500, ge=0)
     workflow_sandbox: WorkflowSandbox = "strict"
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
@@ -96,6 +139,41 @@ class Settings(BaseSettings):
         base = (self.web_ui_url or f"http://localhost:{self.ui_port}").rstrip("/")
         return f"{base}/namespaces/{self.namespace}/workflows"
 
+    @property
+    def channel_key_dir(self) -> Path:
+        """Where ``refunds up`` keeps the local channels' keys and secrets (0600 in 0700)."""
+        return self.key_dir / "channels"
+
+    @property
+    def alipay_gateway(self) -> str:
+        local = f"http://{self.simulator_host}:{self.alipay_simulator_port}/gateway.do"
+        return self.alipay_gateway_url or local
+
+    @property
+    def alipay_app_key_path(self) -> Path:
+        return self.alipay_app_private_key_file or self.channel_key_dir / "alipay-app-private.pem"
+
+    @property
+    def alipay_public_key_path(self) -> Path:
+        return self.alipay_public_key_file or self.channel_key_dir / "alipay-public.pem"
+
+    @property
+    def bank_api(self) -> str:
+        return self.bank_api_url or f"http://{self.simulator_host}:{self.bank_simulator_port}"
+
+    @property
+    def bank_api_key_path(self) -> Path:
+        return self.bank_api_key_file or self.channel_key_dir / "bank-api.key"
+
+    @property
+    def bank_webhook_secret_path(self) -> Path:
+        return self.bank_webhook_secret_file or self.channel_key_dir / "bank-webhook.secret"
+
+    @property
+    def bank_webhook_url(self) -> str:
+        local = f"http://{self.webhook_host}:{self.webhook_port}/webhooks/bank"
+        return self.webhook_url or local
+
     @field_validator("console_secret")
     @classmethod
     def _strong_secret(cls, value: str | None) -> str | None:
@@ -116,14 +194,21 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("reviewers", "operators", "fault_reject", "codec_cors_origins", mode="before")
+    @field_validator(
+        "reviewers",
+        "operators",
+        "fault_reject",
+        "fault_settlement_fail",
+        "codec_cors_origins",
+        mode="before",
+    )
     @classmethod
     def _split_reviewers(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("payment_patience", mode="before")
+    @field_validator("payment_patience", "settlement_poll", mode="before")
     @classmethod
     def _seconds(cls, value: object) -> object:
         if isinstance(value, str):
@@ -133,7 +218,7 @@ class Settings(BaseSettings):
                 return value
         return value
 
-    @field_validator("payment_patience")
+    @field_validator("payment_patience", "settlement_poll")
     @classmethod
     def _positive_patience(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

@@ -16,7 +16,7 @@ from tuning import (
     precompile_workflow_code,
     worker_options,
 )
-from wiring import Collaborators, activities, simulated_collaborators
+from wiring import Collaborators, activities, default_collaborators
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
 
@@ -42,7 +42,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[RefundWorkflow, ReconciliationWorkflow],
-        activities=activities(collaborators or simulated_collaborators(settings), settings, client),
+        activities=activities(collaborators or default_collaborators(settings), settings, client),
         graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
         **worker_options(tuning),
     )

@@ -1,8 +1,9 @@
-"""The customer's pages: their certificates with the Refund button exactly when the seed shows it,
-the Refund Application panel with the rule decision before submitting, their refunds with a
-filter, and one refund's progress with Cancel refund while it is in Validating Application.
+"""The customer's pages: their certificates with the Refund button exactly when the seed shows it
+and their account balance (its journal entries on a page of its own), the Refund Application
+panel with the rule decision before submitting, their refunds with a filter, and one refund's
+progress with Cancel refund while it is in Validating Application.
 
-A customer sees only their own certificates and refunds; anything else is 403.
+A customer sees only their own certificates, balance and refunds; anything else is 403.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from domain.signatures import Role
 from domain.values import describe_validation_error
 from starter.client import refund_id_for
 from starter.errors import UserError
+from storage.journal import Journal
 from workflows.contract import (
     FINAL_STATES,
     CancelInput,
@@ -35,10 +37,12 @@ if TYPE_CHECKING:
     from console.app import Console
 
 FILTERS = {"refunded": {"refunded"}, "review": {"validating_application"}, "rejected": {"rejected"}}
+BALANCE_ENTRIES = 100
 
 
 def customer_routes(app: FastAPI, console: Console) -> None:
     settings = console.settings
+    journal = Journal(console.store.engine)
 
     def own_certificate(request: Request, certificate_id: str) -> Certificate:
         person = console.gate.require(request, Role.CUSTOMER)
@@ -61,7 +65,15 @@ def customer_routes(app: FastAPI, console: Console) -> None:
         now = datetime.now(UTC)
         owned = console.store.owned_by(person.person_id)
         rows = [(c, refundable(c, now)) for c in owned]
-        return console.page(request, "certificates.html", rows=rows)
+        balances = journal.balance(person.person_id)
+        return console.page(request, "certificates.html", rows=rows, balances=balances)
+
+    @app.get("/balance", response_model=None)
+    async def balance(request: Request) -> Response:
+        person = console.gate.require(request, Role.CUSTOMER)
+        balances = journal.balance(person.person_id)
+        lines = journal.entries(person.person_id, limit=BALANCE_ENTRIES)
+        return console.page(request, "balance.html", balances=balances, lines=lines)
 
     @app.get("/certificates/{certificate_id}/refund", response_model=None)
     async def application(request: Request, certificate_id: str) -> Response:

@@ -44,6 +44,11 @@ STATES: dict[str, dict[str, str]] = {
     RefundState.NEEDS_ATTENTION.value: {"en": "Needs attention", "zh": "待处理"},
 }
 CHANNELS = {"alipay": "Alipay", "bank": "online bank account", "account_balance": "account balance"}
+JOURNAL_KINDS: dict[str, dict[str, str]] = {
+    "refund": {"en": "Refund to your account balance", "zh": "退款至账户余额"},
+    "reversal": {"en": "Correction of an earlier entry", "zh": "更正此前的记录"},
+}
+"""The account balance's journal entries, as the customer reads them."""
 
 
 def language(accept_language: str | None) -> str:
@@ -54,6 +59,10 @@ def language(accept_language: str | None) -> str:
 
 def money(amount: Decimal, currency: str) -> str:
     return f"{amount:.2f} {currency}"
+
+
+def journal_kind(kind: str, lang: str) -> str:
+    return JOURNAL_KINDS.get(kind, {}).get(lang, kind)
 
 
 def local_time(moment: datetime | None, zone: ZoneInfo) -> str:

@@ -129,12 +129,13 @@ async def repair(
         )
     if balance.running is None:
         raise UserError(f"{certificate_id} is changing right now; run the repair again")
-    if len(balance.refund_ids) > 1:
-        raise UserError(
-            f"several refunds returned money on {certificate_id} ({', '.join(balance.refund_ids)}):"
-            " settle it by hand"
-        )
     refund_id = balance.refund_id
+    foreign = [other for other in balance.refund_ids if other != refund_id]
+    if foreign:
+        raise UserError(
+            f"{', '.join(foreign)} returned money on {certificate_id}, which {refund_id} holds: "
+            "settle it by hand"
+        )
     action = RELEASED if not balance.released and balance.returned == 0 else COMPLETION
     request = await _original_request(refunds, refund_id) or RefundRequest(
         certificate_id=certificate_id,

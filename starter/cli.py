@@ -15,6 +15,7 @@ import typer
 
 from starter import (
     cli_attention,
+    cli_balance,
     cli_books,
     cli_calendar,
     cli_console,
@@ -46,6 +47,7 @@ for command in (
     cli_attention.resolve,
     cli_books.ledger,
     cli_books.certificate,
+    cli_balance.balance,
     cli_system.demo,
 ):
     app.command()(command)
@@ -53,6 +55,8 @@ app.command("repair")(cli_books.repair_command)
 app.command("schedule-reconciliation")(cli_books.schedule_reconciliation)
 app.command("codec-server")(cli_system.codec_server)
 app.command("worker")(cli_system.worker_command)
+app.command("simulators")(cli_system.simulators_command)
+app.command("webhooks")(cli_system.webhooks_command)
 app.command("console")(cli_console.console_command)
 app.add_typer(cli_people.people_app)
 app.add_typer(cli_calendar.calendar_app)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from domain.ledger import RETURNED
 from starter.books import books, certificate_view, repair
 from starter.cli_common import (
     JsonFlag,
@@ -19,16 +20,22 @@ from starter.cli_common import (
 from starter.errors import UserError
 from starter.render import console, print_json
 from starter.render_books import (
+    Books,
     certificate_json,
     certificate_panel,
+    in_flight_table,
     ledger_json,
     ledger_table,
     reconciliation_table,
+    refusals_table,
     repair_line,
 )
 from starter.schedules import RECONCILIATION_SCHEDULE, ensure_reconciliation_schedule
 from storage.database import open_database
+from storage.journal_check import journal_against_ledger
 from storage.ledger import Ledger
+from storage.payment_attempts import PaymentAttempts
+from storage.payment_refusals import PaymentRefusals
 from storage.reconcile import Reconciliation, reconcile
 
 CertificateArgument = Annotated[str, typer.Argument(help="The certificate.")]
@@ -57,10 +64,23 @@ def ledger(
         found = Reconciliation(
             [b for b in found.balances if b.certificate_id in certificates], found.running_known
         )
+    shown = Books(
+        entries=entries,
+        reconciliation=found,
+        in_flight=[a for a in PaymentAttempts(engine).of_refund(refund_id) if a.status != RETURNED],
+        refusals=PaymentRefusals(engine).recent(refund_id=refund_id),
+        journal_problems=journal_against_ledger(engine),
+    )
     if json_output:
-        print_json(ledger_json(entries, found))
+        print_json(ledger_json(shown))
         return
     console.print(ledger_table(entries, settings.zone))
+    if shown.in_flight:
+        console.print(in_flight_table(shown.in_flight, settings.zone))
+    if shown.refusals:
+        console.print(refusals_table(shown.refusals, settings.zone))
+    for problem in shown.journal_problems:
+        console.print(f"[bold red]account balance journal:[/] {problem}")
     console.print(reconciliation_table(found))
 
 

@@ -15,6 +15,8 @@ from rich.console import Console
 
 from domain.signatures import Role
 from logs import configure_logging
+from settings import Settings
+from starter.bank_webhooks import serve_bank_webhooks_from_settings
 from starter.cli_common import (
     JsonFlag,
     call_temporal,
@@ -31,6 +33,7 @@ from starter.demo_data import demo_certificates
 from starter.devserver import DevServerOptions, parse_address, run_up
 from starter.errors import UserError
 from starter.local_keys import encryption_codec, ensure_local_key
+from starter.local_world import LocalWorld, ring_refunds, start_local_world
 from starter.render import (
     console,
     print_json,
@@ -70,7 +73,7 @@ def codec_server(
     """Serve /decode and /encode so the Web UI can show encrypted payloads to allowed people."""
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
-    codec = encryption_codec(settings)
+    codec = encryption_codec(settings, display=True)
     if codec is None:
         raise UserError(
             "no encryption keys: set REFUNDS_ENCRYPTION_KEYS or start `refunds up` once here"
@@ -91,6 +94,43 @@ def codec_server(
         + ("" if settings.codec_auth_token else " (no token: this machine only)")
     )
     web.run_app(app, host=listen_host, port=listen, print=None)
+
+
+def simulators_command() -> None:
+    """Run the local Alipay and bank simulators and the settlement webhook receiver on their own
+    (``refunds up`` runs them itself), until Ctrl-C or SIGTERM."""
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    asyncio.run(_serve_world(settings, simulators=True))
+
+
+def webhooks_command() -> None:
+    """Receive the payment provider's signed settlement webhooks on REFUNDS_WEBHOOK_HOST:PORT and
+    tell each refund it names, until Ctrl-C or SIGTERM."""
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    asyncio.run(_serve_world(settings, simulators=False))
+
+
+async def _serve_world(settings: Settings, *, simulators: bool) -> None:
+    client = await connect(settings)
+    if simulators:
+        world = await start_local_world(settings, ring_refunds(client))
+    else:
+        world = LocalWorld(settings)
+        world.runners.append(
+            await serve_bank_webhooks_from_settings(settings, ring_refunds(client))
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        for line in world.describe()[0 if simulators else 2 :]:
+            console.print(line)
+        await stop.wait()
+    finally:
+        await world.stop()
 
 
 def worker_command() -> None:

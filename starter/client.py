@@ -41,7 +41,7 @@ from starter.review_pages import (
     in_review,
     review_page,
 )
-from starter.signing import signed
+from starter.signing import signed, signed_request
 from workflows.contract import (
     ActionResult,
     ApproveInput,
@@ -125,7 +125,9 @@ class RefundClient:
     settings: Settings
 
     async def submit(self, request: RefundRequest) -> WorkflowHandle[Any, Any]:
+        """Start the refund of ``request``, signed with the requester's key."""
         refund_id = refund_id_for(request.certificate_id)
+        request = signed_request(self.settings.key_dir, refund_id, request)
         try:
             return await self.client.start_workflow(
                 RefundWorkflow.run,

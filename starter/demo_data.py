@@ -37,7 +37,7 @@ def _certificate(
             "currency": "CNY",
             "payments": payments
             if payments is not None
-            else [{"channel": "alipay", "amount": "199.00", "reference": f"ali-{suffix}"}],
+            else [{"channel": "alipay", "amount": "199.00", "reference": f"ali-{prefix}-{suffix}"}],
         },
     }
     return Certificate.model_validate(data)
@@ -53,8 +53,8 @@ def demo_certificates(now: datetime, prefix: str = "demo") -> list[Certificate]:
             bought_days_ago=2,
             prefix=prefix,
             payments=[
-                {"channel": "alipay", "amount": "199.00", "reference": "ali-7781"},
-                {"channel": "voucher", "amount": "50.00", "reference": "vch-12"},
+                {"channel": "alipay", "amount": "199.00", "reference": f"ali-{prefix}-7781"},
+                {"channel": "voucher", "amount": "50.00", "reference": f"vch-{prefix}-12"},
             ],
         ),
         _certificate("review", "user-18", now, bought_days_ago=12, product="OV", prefix=prefix),
@@ -67,8 +67,8 @@ def demo_certificates(now: datetime, prefix: str = "demo") -> list[Certificate]:
             product="OV",
             prefix=prefix,
             payments=[
-                {"channel": "bank", "amount": "1200.00", "reference": "bank-551"},
-                {"channel": "account_balance", "amount": "300.50", "reference": "bal-9"},
+                {"channel": "bank", "amount": "1200.00", "reference": f"bank-{prefix}-551"},
+                {"channel": "account_balance", "amount": "300.50", "reference": f"bal-{prefix}-9"},
             ],
         ),
         _certificate("cancel", "user-20", now, bought_days_ago=9, prefix=prefix),
@@ -83,7 +83,7 @@ def demo_certificates(now: datetime, prefix: str = "demo") -> list[Certificate]:
             now,
             bought_days_ago=1,
             prefix=prefix,
-            payments=[{"channel": "voucher", "amount": "99.00", "reference": "vch-40"}],
+            payments=[{"channel": "voucher", "amount": "99.00", "reference": f"vch-{prefix}-40"}],
         ),
         _certificate(
             "expiring", "user-25", now, bought_days_ago=200, expires_in_days=10, prefix=prefix

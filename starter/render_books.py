@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,6 +14,8 @@ from rich.text import Text
 from domain.ledger import LedgerEntry
 from starter.books import CertificateView, RepairResult
 from starter.render import local_time
+from storage.payment_attempts import Attempt
+from storage.payment_refusals import Refusal
 from storage.reconcile import Reconciliation, RefundBalance
 
 OUTCOME_STYLES = {
@@ -70,12 +73,94 @@ def totals_json(books: Reconciliation) -> dict[str, Any]:
     }
 
 
-def ledger_json(entries: list[LedgerEntry], books: Reconciliation) -> dict[str, Any]:
+def attempt_json(a: Attempt) -> dict[str, Any]:
     return {
-        "movements": [movement_json(e) for e in entries],
-        "reconciliation": [balance_json(b) for b in books.balances],
-        "totals": totals_json(books),
+        "refund_id": a.refund_id,
+        "certificate_id": a.certificate_id,
+        "leg": a.leg_index,
+        "channel": a.channel,
+        "request_id": a.request_id,
+        "status": a.status,
+        "transaction_id": a.transaction_id,
+        "code": a.code,
+        "reason": a.reason,
+        "sent_at": a.sent_at.isoformat(),
+        "accepted_at": a.accepted_at.isoformat() if a.accepted_at else None,
     }
+
+
+def refusal_json(r: Refusal) -> dict[str, Any]:
+    return {
+        "at": r.at.isoformat(),
+        "activity": r.activity,
+        "refund_id": r.refund_id,
+        "leg": r.leg_index,
+        "scheduled_by": r.workflow_id,
+        "workflow_type": r.workflow_type,
+        "reason": r.reason,
+    }
+
+
+@dataclass(frozen=True)
+class Books:
+    """Everything ``refunds ledger`` shows."""
+
+    entries: list[LedgerEntry]
+    reconciliation: Reconciliation
+    in_flight: list[Attempt]
+    refusals: list[Refusal]
+    journal_problems: list[str]
+
+
+def ledger_json(books: Books) -> dict[str, Any]:
+    return {
+        "movements": [movement_json(e) for e in books.entries],
+        "in_flight": [attempt_json(a) for a in books.in_flight],
+        "refused": [refusal_json(r) for r in books.refusals],
+        "journal_problems": books.journal_problems,
+        "reconciliation": [balance_json(b) for b in books.reconciliation.balances],
+        "totals": {
+            **totals_json(books.reconciliation),
+            "refused": len(books.refusals),
+            "journal_problems": len(books.journal_problems),
+        },
+    }
+
+
+def in_flight_table(attempts: list[Attempt], zone: ZoneInfo) -> Table:
+    table = Table(title=f"at the channels, not returned ({len(attempts)})", title_justify="left")
+    for column in ("sent", "refund", "leg", "channel", "status", "channel's answer"):
+        table.add_column(column)
+    for a in attempts:
+        answer = a.transaction_id or ""
+        if a.status == "settling" and a.accepted_at:
+            answer = f"accepted {local_time(a.accepted_at, zone)}, settling ({answer})"
+        elif a.code or a.reason:
+            answer = f"{a.code or ''} {a.reason or ''}".strip()
+        table.add_row(
+            local_time(a.sent_at, zone), a.refund_id, str(a.leg_index), a.channel, a.status, answer
+        )
+    return table
+
+
+def refusals_table(refusals: list[Refusal], zone: ZoneInfo) -> Table:
+    table = Table(
+        title=f"refused by the system of record ({len(refusals)}, newest first)",
+        title_justify="left",
+        title_style="bold red",
+    )
+    for column in ("time", "activity", "refund", "leg", "scheduled by", "why"):
+        table.add_column(column)
+    for r in refusals:
+        table.add_row(
+            local_time(r.at, zone),
+            r.activity,
+            r.refund_id,
+            "" if r.leg_index is None else str(r.leg_index),
+            f"{r.workflow_id} ({r.workflow_type})",
+            Text(r.reason, style="red"),
+        )
+    return table
 
 
 def ledger_table(entries: list[LedgerEntry], zone: ZoneInfo) -> Table:

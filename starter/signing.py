@@ -11,7 +11,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.signatures import sign
 from starter.people_keys import load_key
-from workflows.contract import ActionInput, ReviewAction, signed_fields
+from workflows.contract import (
+    SUBMIT,
+    ActionInput,
+    RefundRequest,
+    ReviewAction,
+    request_text,
+    signed_fields,
+)
 
 ActionT = TypeVar("ActionT", bound=ActionInput)
 
@@ -31,3 +38,19 @@ def signed_with(
     actor, text = signed_fields(message)
     signature = sign(key, refund_id, action.value, actor, text, at)
     return cast(ActionT, message.model_copy(update={"signature": signature}))
+
+
+def signed_request(key_dir: Path, refund_id: str, request: RefundRequest) -> RefundRequest:
+    """The customer's request signed now by the requester's key (kept as is if signed)."""
+    if request.signature is not None:
+        return request
+    key = load_key(key_dir, request.requester)
+    return request_signed_with(key, refund_id, request, datetime.now(UTC))
+
+
+def request_signed_with(
+    key: Ed25519PrivateKey, refund_id: str, request: RefundRequest, at: datetime
+) -> RefundRequest:
+    """``request`` with ``key``'s signature over it for this refund, dated ``at``."""
+    signature = sign(key, refund_id, SUBMIT, request.requester, request_text(request), at)
+    return request.model_copy(update={"signature": signature})
