@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import structlog
 from temporalio.testing import WorkflowEnvironment
 
 from settings import Settings, get_settings
+from starter.local_world import LocalWorld
 from storage.certificates import CertificateStore
 from storage.database import dispose_all, open_database
 from tests.databases import fresh_database
-from tests.harness import REVIEWERS, Harness, start_environment
-from worker import build_worker
+from tests.harness import REVIEWERS, Harness, channel_settings, local_channels, start_environment
 
 # Workflows under test run in the strict sandbox: the workflow module is reloaded for every run,
 # so the sandbox's restrictions check the workflow code on every path the tests take.
@@ -23,6 +25,9 @@ os.environ.setdefault("REFUNDS_WORKFLOW_SANDBOX", "strict")
 # Keys made by tests stay out of the working copy's var/keys (and a developer's local key out of
 # the tests' clients).
 os.environ.setdefault("REFUNDS_KEY_DIR", tempfile.mkdtemp(prefix="refunds-test-keys-"))
+# structlog prints to standard output by default, where the CLI's answers go: the tests'
+# in-process simulators and workers log to standard error, as every `refunds` command does.
+structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 # Likewise the official calendar: a developer's var/calendar.toml must not move tests' deadlines.
 os.environ.setdefault(
     "REFUNDS_CALENDAR_FILE",
@@ -61,18 +66,32 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-def harness_settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, reviewers=REVIEWERS)
+async def local_world(
+    database_url: str, tmp_path, temporal_env: WorkflowEnvironment
+) -> AsyncIterator[LocalWorld]:
+    """The Alipay and bank simulators and the webhook receiver for this test's system of record."""
+    async with local_channels(
+        channel_settings(database_url, tmp_path), temporal_env.client
+    ) as world:
+        yield world
+
+
+@pytest.fixture
+def harness_settings(local_world: LocalWorld) -> Settings:
+    return local_world.settings.model_copy(update={"reviewers": REVIEWERS})
 
 
 @pytest.fixture
 async def harness(
-    temporal_env: WorkflowEnvironment, harness_settings: Settings, store: CertificateStore
+    temporal_env: WorkflowEnvironment,
+    harness_settings: Settings,
+    store: CertificateStore,
+    local_world: LocalWorld,
 ) -> AsyncIterator[Harness]:
     task_queue = f"refunds-test-{uuid.uuid4().hex[:8]}"
-    worker = build_worker(temporal_env.client, settings=harness_settings, task_queue=task_queue)
-    async with worker:
-        yield Harness.create(temporal_env, task_queue, harness_settings, store)
+    harness = Harness.create(temporal_env, task_queue, harness_settings, store, local_world)
+    async with harness.worker():
+        yield harness
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

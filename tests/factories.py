@@ -47,8 +47,8 @@ def certificate(
             "payments": payments
             if payments is not None
             else [
-                {"channel": "alipay", "amount": "199.00", "reference": "ali-1"},
-                {"channel": "voucher", "amount": "50.00", "reference": "vch-1"},
+                {"channel": "alipay", "amount": "199.00", "reference": f"ali-{certificate_id}"},
+                {"channel": "voucher", "amount": "50.00", "reference": f"vch-{certificate_id}"},
             ],
         },
     }

@@ -6,10 +6,10 @@ import asyncio
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,24 +23,26 @@ from temporalio.client import (
 )
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
-from activities.gateways import PaymentGateway
+from activities.gateways import PaymentChannel
 from converter import DATA_CONVERTER
 from domain.certificates import Certificate, Channel
 from domain.signatures import Role
 from settings import Settings
+from simulators.faults import faults_for
 from starter.client import RefundHandle
+from starter.local_world import LocalWorld, ring_refunds, start_local_world
 from storage.certificates import CertificateStore
 from storage.ledger import Ledger
 from tests.live_system import require_system
 from tests.signing import CAST, enrol, signing_client
-from wiring import Collaborators, simulated_collaborators
+from wiring import Collaborators, default_collaborators
 from worker import build_worker
 from workflows.contract import RefundRequest, RefundState, RefundStatus
 from workflows.refund import RefundWorkflow
 from workflows.search_attributes import ALL_KEYS
 
 REVIEWERS = ["rev-1", "rev-2"]
-GatewayT = TypeVar("GatewayT", bound=PaymentGateway)
+GatewayT = TypeVar("GatewayT", bound=PaymentChannel)
 ChangedT = TypeVar("ChangedT")
 
 
@@ -82,6 +84,48 @@ async def start_environment() -> WorkflowEnvironment:
 
 TIME_SKIPPING_UNAVAILABLE: str | None = None
 
+CHANNEL_TIMEOUT = 2.0
+"""The tests' patience with a channel call: a lost answer is an unknown outcome this soon."""
+
+
+def channel_settings(database_url: str, scratch: Path, **changes: Any) -> Settings:
+    """Settings for a test's local outside world: free ports, its own simulator state, quick
+    settlement and short channel timeouts."""
+    return Settings(
+        database_url=database_url,
+        simulator_state_dir=scratch / "simulators",
+        alipay_simulator_port=0,
+        bank_simulator_port=0,
+        webhook_port=0,
+        simulator_settle_seconds=0.3,
+        channel_timeout_seconds=CHANNEL_TIMEOUT,
+        **changes,
+    )
+
+
+@asynccontextmanager
+async def local_channels(settings: Settings, client: Client) -> AsyncIterator[LocalWorld]:
+    """The Alipay and bank simulators and the webhook receiver for one test's system of record;
+    a lost answer comes back after the test's channel timeout."""
+    world = await start_local_world(settings, ring_refunds(client))
+    for simulator in (world.alipay, world.bank):
+        if simulator is not None:
+            simulator.late_seconds = CHANNEL_TIMEOUT + 1
+    try:
+        yield world
+    finally:
+        await world.stop()
+
+
+CHANNEL_FAULTS = (
+    "fault_transient_rate",
+    "fault_latency_ms",
+    "fault_reject",
+    "fault_bad_signature_rate",
+    "fault_settlement_fail",
+    "fault_webhook_loss_rate",
+)
+
 
 @dataclass
 class Harness:
@@ -91,8 +135,10 @@ class Harness:
     settings: Settings
     store: CertificateStore
     ledger: Ledger
+    world: LocalWorld | None = None
     ahead: dict[str, timedelta] = field(default_factory=dict)
-    """How far each refund's time was moved forward (its actions are signed by its clock)."""
+    """How far each refund's time was moved forward (its actions are signed by its clock, and
+    the system of record's checks run at it)."""
 
     @classmethod
     def create(
@@ -101,13 +147,54 @@ class Harness:
         task_queue: str,
         settings: Settings,
         store: CertificateStore,
+        world: LocalWorld | None = None,
     ) -> Harness:
-        """A harness whose client signs actions as their senders, on a directory holding the
-        tests' cast (``tests.signing``)."""
+        """A harness whose client signs requests and actions as their senders, on a directory
+        holding the tests' cast (``tests.signing``)."""
         enrol(store.engine, CAST)
         ahead: dict[str, timedelta] = {}
         client = signing_client(env.client, ahead)
-        return cls(env, client, task_queue, settings, store, Ledger(store.engine), ahead)
+        return cls(env, client, task_queue, settings, store, Ledger(store.engine), world, ahead)
+
+    def clock(self, refund_id: str) -> datetime:
+        """The refund's time as the tests moved it: what the system of record checks against."""
+        return datetime.now(UTC) + self.ahead.get(refund_id, timedelta(0))
+
+    def collaborators(self, settings: Settings | None = None) -> Collaborators:
+        """The outside world a worker of this harness talks to, on the refunds' clocks."""
+        collaborators = default_collaborators(settings or self.settings)
+        collaborators.clock = self.clock
+        return collaborators
+
+    def worker(self, settings: Settings | None = None, task_queue: str | None = None) -> Any:
+        return build_worker(
+            self.client,
+            settings=settings or self.settings,
+            collaborators=self.collaborators(settings),
+            task_queue=task_queue or self.task_queue,
+        )
+
+    @contextmanager
+    def channel_faults(self, settings: Settings) -> Iterator[None]:
+        """The simulators strike the faults ``settings`` names while the block runs."""
+        world = self.world
+        simulators = [] if world is None else [s for s in (world.alipay, world.bank) if s]
+        before = [simulator.faults for simulator in simulators]
+        for simulator in simulators:
+            simulator.faults = faults_for(
+                Channel.ALIPAY if simulator is world.alipay else Channel.BANK,  # type: ignore[union-attr]
+                transient_rate=settings.fault_transient_rate,
+                latency_ms=settings.fault_latency_ms,
+                reject=settings.fault_reject,
+                bad_signature_rate=settings.fault_bad_signature_rate,
+                settlement_fail=settings.fault_settlement_fail,
+                webhook_loss_rate=settings.fault_webhook_loss_rate,
+            )
+        try:
+            yield
+        finally:
+            for simulator, faults in zip(simulators, before, strict=True):
+                simulator.faults = faults
 
     async def submit(self, cert: Certificate, **changes: Any) -> WorkflowHandle[Any, Any]:
         self.store.seed([cert])
@@ -137,9 +224,11 @@ class Harness:
         settings = self.settings.model_copy(update=overrides)
         task_queue = task_queue or f"{self.task_queue}-{uuid.uuid4().hex[:6]}"
         previous, self.task_queue = self.task_queue, task_queue
+        faulty = any(name in overrides for name in CHANNEL_FAULTS)
         try:
-            async with build_worker(self.client, settings=settings, task_queue=task_queue):
-                yield task_queue
+            with self.channel_faults(settings) if faulty else nullcontext():
+                async with self.worker(settings, task_queue):
+                    yield task_queue
         finally:
             self.task_queue = previous
 
@@ -154,15 +243,15 @@ class Harness:
     async def worker_with_gateway(
         self,
         channel: Channel,
-        wrap: Callable[[PaymentGateway], GatewayT],
+        wrap: Callable[[PaymentChannel], GatewayT],
         **overrides: Any,
     ) -> AsyncIterator[GatewayT]:
         """A worker whose ``channel`` goes through ``wrap`` (and settings changed); yields the
         wrapped gateway. Refunds submitted inside the block run on that worker."""
 
         def change(collaborators: Collaborators) -> GatewayT:
-            gateway = wrap(collaborators.gateways[channel])
-            collaborators.gateways = {**collaborators.gateways, channel: gateway}
+            gateway = wrap(collaborators.channels[channel])
+            collaborators.channels = {**collaborators.channels, channel: gateway}
             return gateway
 
         async with self.worker_with_collaborators(change, **overrides) as gateway:
@@ -175,7 +264,7 @@ class Harness:
         """A worker whose outside world ``change`` rewires (and settings changed); yields what
         ``change`` returns. Refunds submitted inside the block run on that worker."""
         settings = self.settings.model_copy(update=overrides)
-        collaborators = simulated_collaborators(settings)
+        collaborators = self.collaborators(settings)
         changed = change(collaborators)
         task_queue = f"{self.task_queue}-{uuid.uuid4().hex[:6]}"
         previous, self.task_queue = self.task_queue, task_queue
@@ -258,8 +347,9 @@ class Harness:
             f"time skipping on the dev server ({TIME_SKIPPING_UNAVAILABLE or 'not supported'})",
             self.env.supports_time_skipping_v2,
         )
-        await self.env.fast_forward(handle, timedelta(days=days))
+        # Moved first: what the refund does once its time moved is checked at the moved time.
         self.ahead[handle.id] = self.ahead.get(handle.id, timedelta(0)) + timedelta(days=days)
+        await self.env.fast_forward(handle, timedelta(days=days))
 
 
 def refusal(error: WorkflowUpdateFailedError) -> str:

@@ -62,6 +62,11 @@ class System:
             "REFUNDS_CONSOLE_PORT": str(free_port()),
             "REFUNDS_KEY_DIR": str(workdir / "var" / "keys"),
             "REFUNDS_CALENDAR_FILE": str(workdir / "var" / "calendar.toml"),
+            "REFUNDS_SIMULATOR_STATE_DIR": str(workdir / "var" / "simulators"),
+            "REFUNDS_ALIPAY_SIMULATOR_PORT": str(free_port()),
+            "REFUNDS_BANK_SIMULATOR_PORT": str(free_port()),
+            "REFUNDS_WEBHOOK_PORT": str(free_port()),
+            "REFUNDS_SIMULATOR_SETTLE_SECONDS": "1",
             "COLUMNS": "200",
         }
         self.process: subprocess.Popen[str] | None = None

@@ -17,18 +17,21 @@ from temporalio.client import (
     Interceptor,
     OutboundInterceptor,
     SignalWorkflowInput,
+    StartWorkflowInput,
     StartWorkflowUpdateInput,
+    WorkflowHandle,
     WorkflowUpdateHandle,
 )
 
 from domain.signatures import Role, public_key_text
-from starter.signing import ActionT, signed_with
+from starter.signing import ActionT, request_signed_with, signed_with
 from storage.people import PeopleDirectory
 from workflows.contract import (
     ActionInput,
     ApproveInput,
     CancelInput,
     OperatorInput,
+    RefundRequest,
     RejectInput,
     ReviewAction,
     signed_fields,
@@ -78,9 +81,18 @@ def signed_as_sent(refund_id: str, action: ReviewAction, message: ActionT, at: d
     return signed_with(key_of(signed_fields(message)[0]), refund_id, action, message, at)
 
 
+def signed_request(
+    refund_id: str, request: RefundRequest, at: datetime | None = None
+) -> RefundRequest:
+    """``request`` signed by its requester's test key, as ``refunds submit`` signs it."""
+    return request_signed_with(
+        key_of(request.requester), refund_id, request, at or datetime.now(UTC)
+    )
+
+
 class SigningInterceptor(Interceptor):
-    """Signs unsigned actions with the sender's test key, dated by the refund's clock:
-    ``ahead[refund_id]`` is how far the tests moved that refund's time forward."""
+    """Signs unsigned requests and actions with the sender's test key, dated by the refund's
+    clock: ``ahead[refund_id]`` is how far the tests moved that refund's time forward."""
 
     def __init__(self, ahead: dict[str, timedelta]) -> None:
         self.ahead = ahead
@@ -108,6 +120,13 @@ class _Signing(OutboundInterceptor):
             return args
         at = datetime.now(UTC) + self.owner.ahead.get(refund_id, timedelta(0))
         return [signed_as_sent(refund_id, action, message, at)]
+
+    async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
+        args = list(input.args)
+        if len(args) == 1 and isinstance(args[0], RefundRequest) and args[0].signature is None:
+            args[0] = signed_request(input.id, args[0])
+            input.args = args
+        return await super().start_workflow(input)
 
     async def start_workflow_update(
         self, input: StartWorkflowUpdateInput

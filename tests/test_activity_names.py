@@ -11,7 +11,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from settings import Settings
-from wiring import activities, simulated_collaborators
+from wiring import activities, default_collaborators
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -26,9 +26,11 @@ def recorded_names() -> set[str]:
     return names
 
 
-def test_every_activity_a_recorded_history_scheduled_is_registered_by_that_name(database_url):
-    settings = Settings(database_url=database_url)
-    bound = activities(simulated_collaborators(settings), settings, cast(Client, None))
+def test_every_activity_a_recorded_history_scheduled_is_registered_by_that_name(
+    harness_settings: Settings,
+):
+    settings = harness_settings
+    bound = activities(default_collaborators(settings), settings, cast(Client, None))
     registered = set()
     for function in bound:
         definition = activity._Definition.from_callable(function)

@@ -71,7 +71,10 @@ async def test_a_channel_down_past_the_patience_needs_attention_and_a_retry_pays
         status = await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
         assert status.attention_reason is not None
         assert "alipay unavailable since" in status.attention_reason
-        assert "UTC (last error: alipay gateway timed out)" in status.attention_reason
+        assert status.attention_reason.endswith(
+            "UTC (last error: alipay: outcome unknown (alipay gateway timed out); "
+            "asked again with the same request id)"
+        )
         assert status.legs[0].status is LegState.FAILED
         assert alipay.calls >= 2 and harness.ledger.entries() == []
         alipay.down = False

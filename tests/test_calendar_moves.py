@@ -10,6 +10,7 @@ import pytest
 from activities.schedule_file import write_schedule
 from domain.official_calendar import parse_schedule
 from settings import Settings
+from starter.local_world import LocalWorld
 from tests.factories import certificate
 from tests.harness import REVIEWERS, Harness
 from workflows.business_days import BusinessCalendar
@@ -21,9 +22,9 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture
-def harness_settings(database_url: str, tmp_path) -> Settings:
-    return Settings(
-        database_url=database_url, reviewers=REVIEWERS, calendar_file=tmp_path / "calendar.toml"
+def harness_settings(local_world: LocalWorld, tmp_path) -> Settings:
+    return local_world.settings.model_copy(
+        update={"reviewers": REVIEWERS, "calendar_file": tmp_path / "calendar.toml"}
     )
 
 

@@ -53,7 +53,7 @@ def test_seed_then_check(database_url, seed_file, capsys):
     assert decision["outcome"] == "auto_approve"
     assert decision["rule"] == "unissued-within-5-days"
     assert decision["refund_amount"] == "199.00"
-    assert decision["legs"] == [{"channel": "alipay", "amount": "199.00", "reference": "ali-1"}]
+    assert decision["legs"] == [{"channel": "alipay", "amount": "199.00", "reference": "ali-cas-1"}]
     review = run_json(capsys, "check", "cas-2", "--at", "2026-11-26T16:30:00Z")
     assert review["outcome"] == "manual_review"
     assert review["rule"] == "issued-within-28-days"

@@ -4,13 +4,11 @@ workflow sees first decides, and the other is refused with its own reason."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from datetime import UTC, datetime, timedelta
 
-from activities.gateways import ChannelTransaction, PaymentGateway
-from activities.payloads import PaymentReturnRequest
 from domain.certificates import Certificate, Channel
 from tests.factories import certificate
+from tests.gateways import GatedChannel
 from workflows.contract import RefundState, RejectInput
 
 
@@ -36,26 +34,12 @@ async def test_a_rejection_before_the_deadline_decides_and_the_deadline_never_ac
     assert len(started) == len(cancelled) == 1  # the deadline's timer, cancelled by the decision
 
 
-class GatedChannel:
-    """A channel whose returns wait at a gate, so the refund stays in ``refunding``."""
-
-    def __init__(self, inner: PaymentGateway) -> None:
-        self.inner = inner
-        self.entered = threading.Event()
-        self.open = threading.Event()
-
-    def return_payment(self, request: PaymentReturnRequest) -> ChannelTransaction:
-        self.entered.set()
-        self.open.wait(30)
-        return self.inner.return_payment(request)
-
-
 async def test_a_rejection_after_the_deadline_fired_is_refused_for_that_reason(harness):
     async with harness.worker_with_gateway(Channel.ALIPAY, GatedChannel) as alipay:
         handle = await harness.submit(in_review("race-deadline-first"))
         await harness.in_state(handle, RefundState.VALIDATING_APPLICATION)
         forward = asyncio.ensure_future(harness.fast_forward(handle, days=40))
-        assert await asyncio.to_thread(alipay.entered.wait, 30)  # the deadline is paying
+        await asyncio.wait_for(alipay.entered.wait(), 30)  # the deadline is paying
         await handle.signal("reject", RejectInput(reviewer="rev-1", reason="too late"))
         await harness.wait_for(handle, lambda s: bool(refusals(s)))
         alipay.open.set()

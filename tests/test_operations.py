@@ -76,47 +76,59 @@ async def test_metrics_endpoint_has_sdk_and_refund_metrics(harness, temporal_env
 
 async def test_sigterm_lets_a_running_payment_finish(harness, temporal_env, database_url):
     queue = "graceful"
+    channels = harness.settings
     env = {
         **os.environ,
         "REFUNDS_TEMPORAL_ADDRESS": server_address(temporal_env),
         "REFUNDS_DATABASE_URL": database_url,
         "REFUNDS_TASK_QUEUE": queue,
-        "REFUNDS_FAULT_LATENCY_MS": "3000",
+        "REFUNDS_KEY_DIR": str(channels.key_dir),
+        "REFUNDS_ALIPAY_SIMULATOR_PORT": str(channels.alipay_simulator_port),
+        "REFUNDS_BANK_SIMULATOR_PORT": str(channels.bank_simulator_port),
+        "REFUNDS_CHANNEL_TIMEOUT_SECONDS": "10",
         "REFUNDS_SHUTDOWN_GRACE_SECONDS": "20",
         "REFUNDS_LOG_FORMAT": "json",
     }
-    worker = subprocess.Popen(
-        [REFUNDS, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        harness.task_queue = queue
-        cert = certificate("grace-1", purchased_at=datetime.now(UTC) - timedelta(days=1))
-        handle = await harness.submit(cert)
-
-        async def payment_running() -> None:
-            while True:
-                pending = (await handle.describe()).raw_description.pending_activities
-                if any(
-                    a.activity_type.name == "return_to_alipay"
-                    and a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-                    for a in pending
-                ):
-                    return
-                await asyncio.sleep(0.1)
-
+    slow_alipay = channels.model_copy(update={"fault_latency_ms": 3000})
+    with harness.channel_faults(slow_alipay):
+        worker = subprocess.Popen(
+            [REFUNDS, "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
-            await asyncio.wait_for(payment_running(), 30)
-        except TimeoutError:
-            worker.kill()
-            raise AssertionError(worker.stderr.read()[-3000:] if worker.stderr else "") from None
-        assert harness.ledger.entries() == []  # still sleeping in the channel
-        worker.send_signal(signal.SIGTERM)
-        code = await asyncio.to_thread(worker.wait, 30)
-        assert code == 0, worker.stderr.read() if worker.stderr else ""
-        assert len(harness.ledger.entries()) == 1  # it finished before the worker left
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+            harness.task_queue = queue
+            cert = certificate("grace-1", purchased_at=datetime.now(UTC) - timedelta(days=1))
+            handle = await harness.submit(cert)
+
+            async def payment_running() -> None:
+                while True:
+                    pending = (await handle.describe()).raw_description.pending_activities
+                    if any(
+                        a.activity_type.name == "return_to_alipay"
+                        and a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                        for a in pending
+                    ):
+                        return
+                    await asyncio.sleep(0.1)
+
+            try:
+                await asyncio.wait_for(payment_running(), 30)
+            except TimeoutError:
+                worker.kill()
+                raise AssertionError(
+                    worker.stderr.read()[-3000:] if worker.stderr else ""
+                ) from None
+            assert harness.ledger.entries() == []  # still sleeping in the channel
+            worker.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(worker.wait, 30)
+            assert code == 0, worker.stderr.read() if worker.stderr else ""
+            assert len(harness.ledger.entries()) == 1  # it finished before the worker left
+        finally:
+            if worker.poll() is None:
+                worker.kill()
     async with build_worker(temporal_env.client, settings=harness.settings, task_queue=queue):
         status = await harness.result(handle)
     assert status.state is RefundState.REFUNDED

@@ -8,7 +8,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from temporalio.client import WorkflowExecutionStatus
 
 from activities.gateways import CertificateAuthority
@@ -19,7 +19,6 @@ from storage.schema import certificates, orders, revocations
 from tests.factories import certificate
 from tests.gateways import ChannelDown
 from tests.harness import Harness, task_failures, workflow_tasks_completed
-from wiring import simulated_collaborators
 from worker import build_worker
 from workflows.contract import (
     ActionResult,
@@ -262,13 +261,13 @@ async def test_a_cron_schedule_cannot_smuggle_a_forged_continuation(harness):
 class SlowHold(CertificateStore):
     """Holding takes a while, as on a busy database."""
 
-    def mark_refund_pending(self, certificate_id: str, refund_id: str) -> CertificateStatus:
+    def hold_in(self, conn: Connection, certificate_id: str, refund_id: str) -> CertificateStatus:
         time.sleep(1.5)
-        return super().mark_refund_pending(certificate_id, refund_id)
+        return super().hold_in(conn, certificate_id, refund_id)
 
 
 async def test_a_cancellation_while_the_certificate_is_being_held_is_a_cancel(harness):
-    activities = simulated_collaborators(harness.settings)
+    activities = harness.collaborators()
     activities.store = SlowHold(activities.store.engine)
     queue = f"fe-slow-{uuid.uuid4().hex[:6]}"
     async with build_worker(
@@ -305,7 +304,7 @@ class RefusesOnce:
 
 async def test_a_continued_run_in_needs_attention_still_revokes_on_retry(harness):
     settings = harness.settings.model_copy(update={"history_event_limit": 100})
-    activities = simulated_collaborators(settings)
+    activities = harness.collaborators(settings)
     activities.authority = RefusesOnce(activities.authority)
     queue = f"fe-ca-{uuid.uuid4().hex[:6]}"
     harness.task_queue = queue

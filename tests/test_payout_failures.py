@@ -20,7 +20,6 @@ TWO_LEGS = [
     {"channel": "alipay", "amount": "150.00", "reference": "ali-closed"},
     {"channel": "bank", "amount": "49.99", "reference": "bank-closed"},
 ]
-REFUSED = "refused the return: account closed or card cancelled"
 SINCE = re.compile(r"since (\d{4}-\d\d-\d\d \d\d:\d\d) UTC")
 
 
@@ -120,20 +119,26 @@ async def test_every_leg_refused_lists_every_leg_in_one_reason(harness):
     cert = certificate(
         "po-all-refused", purchased_at=datetime.now(UTC) - timedelta(days=1), payments=TWO_LEGS
     )
-    async with harness.worker_with(fault_reject=["ali-closed", "bank-closed"]):
+    async with harness.worker_with(
+        fault_reject=["alipay:ali-closed=ACQ.TRADE_STATUS_ERROR", "bank:bank-closed=account_closed"]
+    ):
         handle = await harness.submit(cert)
         waiting = await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
         assert waiting.attention_reason == (
-            "alipay leg 0 (150.00): alipay refused the return: account closed or card cancelled; "
-            "bank leg 1 (49.99): bank refused the return: account closed or card cancelled"
+            "alipay leg 0 (150.00): alipay refused the return: the trade's status at Alipay allows "
+            "no refund (closed or unpaid) (Alipay: 当前交易不允许退款) (ACQ.TRADE_STATUS_ERROR); "
+            "bank leg 1 (49.99): bank refused the return: the bank account is closed: ask the "
+            "customer for another account (provider: this payment cannot be refunded) "
+            "(account_closed)"
         )
         assert [leg.status for leg in waiting.legs] == [LegState.FAILED, LegState.FAILED]
         failures = [
             (e.actor, e.action, e.accepted, e.detail) for e in waiting.audit if "failed" in e.action
         ]
+        reasons = waiting.attention_reason.split("; ")
         assert sorted(failures) == [
-            ("system", f"{channel} return failed", False, f"{channel} {REFUSED}")
-            for channel in ("alipay", "bank")
+            ("system", f"{channel} return failed", False, reason.split(": ", 1)[1])
+            for channel, reason in zip(("alipay", "bank"), reasons, strict=True)
         ]
         await handle.execute_update(
             RefundWorkflow.retry_payments, OperatorInput(operator="operator-1")

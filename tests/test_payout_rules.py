@@ -19,11 +19,10 @@ from tests.factories import certificate, shanghai
 from workflows.contract import LegState, LegStatus
 from workflows.payout_rules import (
     cause,
+    leg_payment,
     leg_problem,
-    manual_return,
     may_fall_back,
     patience,
-    return_request,
     unavailable,
     unsettled,
 )
@@ -67,35 +66,16 @@ def test_only_legs_still_to_pay_are_paid():
     assert [x.index for x in unsettled(legs)] == [0, 1]
 
 
-def test_the_channel_is_asked_under_the_legs_own_key():
+def test_a_leg_is_named_to_the_payment_activity_by_ids_and_its_own_key_alone():
+    """Nothing a channel is paid from (amount, reference, channel) travels in the request: the
+    activity reads them from the system of record."""
     cert = certificate("cas-1", purchased_at=shanghai(2026, 11, 20))
-    request = return_request("refund-cas-1", cert, leg(0, LegState.PENDING, Channel.BANK))
-    assert request.model_dump() == {
+    payment = leg_payment("refund-cas-1", cert, leg(0, LegState.PENDING, Channel.BANK))
+    assert payment.model_dump() == {
         "refund_id": "refund-cas-1",
         "certificate_id": "cas-1",
         "leg_index": 0,
-        "channel": Channel.BANK,
-        "amount": Decimal("199.00"),
-        "currency": "CNY",
-        "reference": "ref-0",
         "idempotency_key": "refund-cas-1:leg-0",
-    }
-
-
-def test_a_leg_settled_by_hand_is_recorded_under_the_same_key_and_amount():
-    cert = certificate("cas-1", purchased_at=shanghai(2026, 11, 20))
-    settled = manual_return("refund-cas-1", cert, leg(1, LegState.FAILED), "operator-1", "wired")
-    assert settled.model_dump() == {
-        "refund_id": "refund-cas-1",
-        "certificate_id": "cas-1",
-        "leg_index": 1,
-        "original_channel": Channel.ALIPAY,
-        "amount": Decimal("199.00"),
-        "currency": "CNY",
-        "reference": "ref-1",
-        "idempotency_key": "refund-cas-1:leg-1",
-        "operator": "operator-1",
-        "note": "wired",
     }
 
 

@@ -37,6 +37,15 @@ def auto_cert(cert_id: str):
     )
 
 
+def own_legs_cert(cert_id: str):
+    """Like ``auto_cert``, with payment references of its own (a payment has one order)."""
+    return certificate(
+        cert_id,
+        purchased_at=datetime.now(UTC) - timedelta(days=1),
+        payments=[{**leg, "reference": f"{leg['reference']}-{cert_id}"} for leg in TWO_LEGS],
+    )
+
+
 async def test_a_refused_channel_falls_back_to_the_account_balance(harness):
     async with harness.worker_with(fallback_to_balance=True, fault_reject=["alipay:ali-closed"]):
         handle = await harness.submit(auto_cert("fb-1"))
@@ -49,10 +58,15 @@ async def test_a_refused_channel_falls_back_to_the_account_balance(harness):
     assert (status.legs[1].returned_via, status.legs[1].detail) == (None, "")
     actions = [(e.actor, e.action) for e in status.audit]
     assert ("system", "leg 0 falls back to account_balance") in actions
-    returned = {(e.actor, e.action): e.detail for e in status.audit if "returned" in e.action}
-    assert returned == {
+    moved = {
+        (e.actor, e.action): e.detail
+        for e in status.audit
+        if "returned" in e.action or "bank" in e.action
+    }
+    assert moved == {
         ("system", "returned 150.00 to account_balance"): alipay_leg.transaction_id,
-        ("system", "returned 49.99 to bank"): status.legs[1].transaction_id,
+        ("system", "bank accepted 49.99: settling"): status.legs[1].transaction_id,
+        ("system", "bank settled 49.99"): "",
     }
     entries = {e.leg_index: e for e in harness.ledger.entries(handle.id)}
     assert (entries[0].channel, entries[0].original_channel) == ("account_balance", "alipay")
@@ -117,7 +131,7 @@ async def test_retry_after_the_channel_is_fixed(harness):
 async def test_transient_faults_and_latency_still_pay_exactly_once(harness):
     # 30% of calls fail; seven failures in a row back off 1+2+...+64 s before the eighth try.
     async with harness.worker_with(fault_transient_rate=0.3, fault_latency_ms=20):
-        handles = [await harness.submit(auto_cert(f"tr-{i}")) for i in range(8)]
+        handles = [await harness.submit(own_legs_cert(f"tr-{i}")) for i in range(8)]
         results = await asyncio.gather(*(harness.result(h, timeout=170) for h in handles))
     assert {r.state for r in results} == {RefundState.REFUNDED}
     recon = reconcile(harness.store.engine)
@@ -162,6 +176,8 @@ async def test_ledger_command_shows_movements_and_reconciliation(harness, capsys
         "missing_amount": "0.00",
         "orphaned_holds": 0,
         "divergent": 0,
+        "journal_problems": 0,
+        "refused": 0,
     }
     assert await asyncio.to_thread(run, ["ledger"]) == 0
     shown = " ".join(capsys.readouterr().out.split())

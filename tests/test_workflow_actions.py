@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from activities.gateways import ChannelTransaction, PaymentGateway
-from activities.payloads import PaymentReturnRequest
+from activities.gateways import ChannelAnswer, ChannelRefund, ChannelUnknownError, PaymentChannel
 from domain.certificates import Channel
 from tests.factories import certificate
+from tests.gateways import WrappedChannel
 from tests.harness import refusal
-from wiring import simulated_collaborators
 from worker import build_worker
 from workflows.contract import ApproveInput, CancelInput, RefundState, RejectInput
 from workflows.refund import RefundWorkflow
+
+T = TypeVar("T")
 
 
 def in_review(cert_id: str, **kwargs):
@@ -153,29 +155,38 @@ async def test_a_decision_racing_the_deadline_gives_one_outcome(harness):
     assert len(paid) == (1 if status.state is RefundState.REFUNDED else 0)
 
 
-class CrashAfterPaying:
-    """Pays, then fails to report it ``failures`` times, as a worker dying mid-activity would."""
+class CrashAfterPaying(WrappedChannel):
+    """Pays, then loses the channel's answer ``failures`` times, as a worker dying mid-activity
+    or a dropped connection would."""
 
-    def __init__(self, inner: PaymentGateway, failures: int) -> None:
-        self.inner = inner
+    def __init__(self, inner: PaymentChannel, failures: int) -> None:
+        super().__init__(inner)
         self.failures = failures
-        self.calls = 0
+        self.refunds = self.lookups = 0
 
-    def return_payment(self, request: PaymentReturnRequest) -> ChannelTransaction:
-        self.calls += 1
-        receipt = self.inner.return_payment(request)
-        if self.calls <= self.failures:
-            raise ConnectionError("lost the gateway's answer")
-        return receipt
+    async def refund(self, order: ChannelRefund) -> ChannelAnswer:
+        self.refunds += 1
+        answer = await self.inner.refund(order)
+        return self._lost(answer)
+
+    async def lookup(self, order: ChannelRefund) -> ChannelAnswer | None:
+        self.lookups += 1
+        return self._lost(await self.inner.lookup(order))
+
+    def _lost(self, answer: T) -> T:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ChannelUnknownError("lost the gateway's answer")
+        return answer
 
 
-async def test_a_transient_failure_after_paying_still_pays_once(harness, temporal_env):
-    activities = simulated_collaborators(harness.settings)
-    flaky = CrashAfterPaying(activities.gateways[Channel.ALIPAY], failures=2)
-    activities.gateways = {**activities.gateways, Channel.ALIPAY: flaky}
+async def test_a_lost_answer_after_paying_is_asked_about_never_paid_again(harness, local_world):
+    activities = harness.collaborators()
+    flaky = CrashAfterPaying(activities.channels[Channel.ALIPAY], failures=2)
+    activities.channels = {**activities.channels, Channel.ALIPAY: flaky}
     task_queue = f"{harness.task_queue}-flaky"
     async with build_worker(
-        temporal_env.client,
+        harness.client,
         settings=harness.settings,
         collaborators=activities,
         task_queue=task_queue,
@@ -185,7 +196,8 @@ async def test_a_transient_failure_after_paying_still_pays_once(harness, tempora
         handle = await harness.submit(cert)
         status = await harness.result(handle)
     assert status.state is RefundState.REFUNDED
-    assert flaky.calls == 3
+    assert (flaky.refunds, flaky.lookups) == (1, 2)
     entries = harness.ledger.entries(handle.id)
     assert len(entries) == 1
+    assert [r.out_trade_no for r in local_world.alipay.refunds()] == ["ali-flaky-1"]
     assert status.legs[0].transaction_id == entries[0].transaction_id
