@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import statistics
 import subprocess
@@ -15,31 +16,36 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowHandle
 
 from bench.baseline import BaselineInput, BaselineWorkflow
-from chaos.processes import ManagedServer, free_port
+from chaos.processes import ManagedServer, ManagedSimulators, free_port
+from chaos.world import channel_env, start_simulators
 from converter import DATA_CONVERTER
 from domain.certificates import Certificate
 from domain.signatures import Role
 from starter.devserver import DevServerOptions
 from starter.not_ready import when_ready
-from starter.people_keys import enrol
-from starter.signing import signed
+from starter.people_keys import enrol, load_key
+from starter.signing import request_signed_with, signed
 from storage.certificates import CertificateStore
 from storage.database import open_database
 from storage.people import PeopleDirectory
 from workflows.contract import ApproveInput, RefundRequest, ReviewAction
 from workflows.refund import RefundWorkflow
 
-LEGS = [
-    {"channel": "alipay", "amount": "199.00", "reference": "ali"},
-    {"channel": "bank", "amount": "100.00", "reference": "bank"},
-    {"channel": "voucher", "amount": "50.00", "reference": "vch"},
-]
-REFUNDABLE_LEGS = 2
 CONCURRENCY = 64
+
+
+def legs(certificate_id: str) -> list[dict[str, str]]:
+    """An Alipay leg, a bank leg and a voucher, each payment with its own reference."""
+    return [
+        {"channel": "alipay", "amount": "199.00", "reference": f"ali-{certificate_id}"},
+        {"channel": "bank", "amount": "100.00", "reference": f"bank-{certificate_id}"},
+        {"channel": "voucher", "amount": "50.00", "reference": f"vch-{certificate_id}"},
+    ]
 
 
 def certificates(prefix: str, count: int, bought_days_ago: int) -> list[Certificate]:
@@ -53,7 +59,10 @@ def certificates(prefix: str, count: int, bought_days_ago: int) -> list[Certific
                 "validation": "not_submitted",
                 "purchased_at": bought,
                 "expires_at": bought + timedelta(days=365),
-                "order": {"order_id": f"{prefix}-ord-{i:05d}", "payments": LEGS},
+                "order": {
+                    "order_id": f"{prefix}-ord-{i:05d}",
+                    "payments": legs(f"{prefix}-{i:05d}"),
+                },
             }
         )
         for i in range(count)
@@ -117,19 +126,41 @@ async def bounded(calls: Sequence[Callable[[], Awaitable[Any]]], limit: int) -> 
     return await asyncio.gather(*(one(c) for c in calls))
 
 
-def refund_start(client: Client, cert: Certificate, queue: str) -> Callable[[], Awaitable[Any]]:
+@functools.cache
+def _key(key_dir: Path, person_id: str) -> Ed25519PrivateKey:
+    return load_key(key_dir, person_id)
+
+
+def refund_start(
+    client: Client, cert: Certificate, queue: str, key_dir: Path
+) -> Callable[[], Awaitable[Any]]:
+    """Start the certificate's refund, the request signed as it is started (as `refunds submit`
+    signs it: the system of record takes a request for ten minutes after its signature)."""
+    refund_id = f"refund-{cert.certificate_id}"
     request = RefundRequest(
         certificate_id=cert.certificate_id, requester=cert.owner, reason="no_longer_needed"
     )
-    return lambda: client.start_workflow(
-        RefundWorkflow.run, request, id=f"refund-{cert.certificate_id}", task_queue=queue
+
+    def start() -> Awaitable[Any]:
+        signed = request_signed_with(
+            _key(key_dir, cert.owner), refund_id, request, datetime.now(UTC)
+        )
+        return client.start_workflow(RefundWorkflow.run, signed, id=refund_id, task_queue=queue)
+
+    return start
+
+
+def baseline_start(client: Client, cert: Certificate, queue: str) -> Callable[[], Awaitable[Any]]:
+    """Start a baseline workflow on a certificate of its own (whose payments the simulators
+    know, as they know the refunds')."""
+    alipay, bank, _ = cert.order.payments
+    request = BaselineInput(
+        refund_id=f"baseline-{cert.certificate_id}",
+        alipay_reference=alipay.reference,
+        bank_reference=bank.reference,
     )
-
-
-def baseline_start(client: Client, name: str, queue: str) -> Callable[[], Awaitable[Any]]:
-    request = BaselineInput(refund_id=name, legs=REFUNDABLE_LEGS)
     return lambda: client.start_workflow(
-        BaselineWorkflow.run, request, id=f"baseline-{name}", task_queue=queue
+        BaselineWorkflow.run, request, id=request.refund_id, task_queue=queue
     )
 
 
@@ -263,28 +294,40 @@ def _approver(
 
 @dataclass
 class Bench:
-    """A benchmark's world in ``workdir``: its system of record, seeded, a reviewer with a key,
-    and a dev server of its own."""
+    """A benchmark's world in ``workdir``: its system of record, seeded, a reviewer and the
+    certificates' owners with keys, a dev server and the channels' simulators of its own."""
 
     db_url: str
     key_dir: Path
     server: ManagedServer
+    channels: dict[str, str]
+    simulators: ManagedSimulators
 
     @classmethod
     def start(cls, workdir: Path, certs: Sequence[Certificate], reviewer: str) -> Bench:
         db_url = f"sqlite:///{workdir / 'refunds.db'}"
         store = CertificateStore(open_database(db_url))
         store.seed(certs)
-        enrol_reviewer(store.engine, workdir / "keys", reviewer)
+        owners = sorted({cert.owner for cert in certs})
+        enrol_people(store.engine, workdir / "keys", reviewer, owners)
         options = DevServerOptions(
             "127.0.0.1", free_port(), free_port(), workdir / "temporal.db", "default"
         )
         server = ManagedServer(options, (workdir / "server.log").open("ab"))
         server.start()
-        return cls(db_url, workdir / "keys", server)
+        channels = channel_env(workdir)
+        env = {
+            **channels,
+            "REFUNDS_TEMPORAL_ADDRESS": server.address,
+            "REFUNDS_DATABASE_URL": db_url,
+            "REFUNDS_SIMULATOR_SETTLE_SECONDS": "0",
+            "REFUNDS_LOG_FORMAT": "json",
+        }
+        return cls(db_url, workdir / "keys", server, channels, start_simulators(env, workdir))
 
     def worker_env(self, queue: str, reviewer: str) -> dict[str, str]:
         return {
+            **self.channels,
             "REFUNDS_TEMPORAL_ADDRESS": self.server.address,
             "REFUNDS_DATABASE_URL": self.db_url,
             "REFUNDS_TASK_QUEUE": queue,
@@ -292,10 +335,15 @@ class Bench:
             "REFUNDS_LOG_FORMAT": "json",
         }
 
+    def stop(self) -> None:
+        self.simulators.stop()
+        self.server.stop()
 
-def enrol_reviewer(engine: Engine, key_dir: Path, reviewer: str) -> None:
-    """The benchmark's reviewer, in its own directory with a key in its own folder."""
-    enrol(PeopleDirectory(engine), key_dir, {Role.REVIEWER: [reviewer]})
+
+def enrol_people(engine: Engine, key_dir: Path, reviewer: str, owners: Sequence[str]) -> None:
+    """The benchmark's reviewer and the certificates' owners, in its own directory with keys in
+    its own folder (owners sign their requests, the reviewer the approvals)."""
+    enrol(PeopleDirectory(engine), key_dir, {Role.REVIEWER: [reviewer], Role.CUSTOMER: owners})
 
 
 async def _connect(address: str) -> Client:

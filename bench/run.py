@@ -50,7 +50,13 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     drain_certs = certificates("drain", 2 * args.rounds * args.refunds, 1)
     latency_certs = certificates("lat", args.samples, 1)
     parked_certs = certificates("park", args.parked, 10)
-    world = Bench.start(workdir, drain_certs + latency_certs + parked_certs, REVIEWER)
+    base_drain_certs = certificates("base-drain", len(drain_certs), 1)
+    base_latency_certs = certificates("base-lat", args.samples, 1)
+    world = Bench.start(
+        workdir,
+        drain_certs + latency_certs + parked_certs + base_drain_certs + base_latency_certs,
+        REVIEWER,
+    )
     server, key_dir = world.server, world.key_dir
     client = await _connect(server.address)
     log = workdir / "workers.log"
@@ -66,11 +72,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         assert server.process is not None
         server_pid = server.process.pid
         drains_per_side = 2 * args.rounds
-        base_starts = [
-            baseline_start(client, f"d{i}", "baseline")
-            for i in range(drains_per_side * args.refunds)
-        ]
-        ours_starts = [refund_start(client, c, "refunds") for c in drain_certs]
+        base_starts = [baseline_start(client, c, "baseline") for c in base_drain_certs]
+        ours_starts = [refund_start(client, c, "refunds", key_dir) for c in drain_certs]
         base, ours = Drains(), Drains()
         sides = {
             "baseline": (base, base_worker, _batches(base_starts, args.refunds)),
@@ -98,8 +101,11 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         console.print(f"latency, {args.samples} each ...")
         ours_lat, base_lat = await latencies(
             [
-                (refund_start(client, c, "refunds"), baseline_start(client, f"l{i}", "baseline"))
-                for i, c in enumerate(latency_certs)
+                (
+                    refund_start(client, c, "refunds", key_dir),
+                    baseline_start(client, b, "baseline"),
+                )
+                for c, b in zip(latency_certs, base_latency_certs, strict=True)
             ]
         )
         base_worker.stop()
@@ -115,7 +121,9 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         ours_worker = WorkerProcess.start("refund", env("parked"), log, tuning)
         idle_rss = ours_worker.rss_mib()
         began = time.perf_counter()
-        await bounded([refund_start(client, c, "parked") for c in parked_certs], CONCURRENCY)
+        await bounded(
+            [refund_start(client, c, "parked", key_dir) for c in parked_certs], CONCURRENCY
+        )
         waiting = f"{REFUND_STATE.name} = '{RefundState.VALIDATING_APPLICATION.value}'"
         while await count(client, waiting) < args.parked:
             await asyncio.sleep(2)
@@ -172,7 +180,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "worker_args": args.worker_args,
         }
     finally:
-        server.stop()
+        world.stop()
     return results
 
 

@@ -52,7 +52,7 @@ QUERY_TIMEOUT = timedelta(seconds=30)
 
 
 async def park(
-    client: Client, certs: list[Certificate], worker: WorkerProcess
+    client: Client, certs: list[Certificate], worker: WorkerProcess, key_dir: Path
 ) -> tuple[float, dict[int, float]]:
     """Start every refund, a checkpoint at a time; seconds in all and the RSS at each."""
     checkpoints = sorted({n for n in (2000, 5000, len(certs)) if n <= len(certs)})
@@ -60,7 +60,7 @@ async def park(
     began, done = time.perf_counter(), 0
     for checkpoint in checkpoints:
         batch = certs[done:checkpoint]
-        await bounded([refund_start(client, c, QUEUE) for c in batch], CONCURRENCY)
+        await bounded([refund_start(client, c, QUEUE, key_dir) for c in batch], CONCURRENCY)
         while await count(client, IN_REVIEW) < checkpoint:
             await asyncio.sleep(1)
         done = checkpoint
@@ -122,7 +122,7 @@ async def scale(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         worker = WorkerProcess.start("refund", env, log, args.worker_args.split())
         idle = round(worker.rss_mib(), 1)
         console.print(f"parking {args.parked} reviews ...")
-        park_seconds, rss = await park(client, certs, worker)
+        park_seconds, rss = await park(client, certs, worker, key_dir)
         console.print("reading the review queue ...")
         first_ms, all_ms, rows = await queue_reads(client)
         console.print(f"  first page {first_ms:.1f} ms, every page {all_ms:.1f} ms ({rows} rows)")
@@ -147,7 +147,7 @@ async def scale(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         )
         worker.stop()
     finally:
-        server.stop()
+        world.stop()
     return {
         "parked": args.parked,
         "parked_per_s": round(args.parked / park_seconds, 1),

@@ -13,12 +13,12 @@ from typing import get_args
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench.baseline import BaselineWorkflow, baseline_step
-from bench.memory_store import memory_collaborators
+from activities.alipay import AlipayChannel
+from activities.bank import BankChannel
+from bench.baseline import BaselineChannels, BaselineWorkflow, baseline_step
 from converter import DATA_CONVERTER
 from logs import configure_logging
 from settings import Settings, WorkflowSandbox
-from storage.database import open_database
 from tuning import (
     WorkerTuning,
     freeze_startup_heap,
@@ -49,20 +49,18 @@ async def serve(args: argparse.Namespace) -> None:
     )
     tuning = tuning_from(args)
     if args.kind == "refund":
-        collaborators = (
-            memory_collaborators(open_database(settings.database_url))
-            if args.store == "memory"
-            else None
-        )
-        worker = build_worker(client, settings=settings, tuning=tuning, collaborators=collaborators)
+        worker = build_worker(client, settings=settings, tuning=tuning)
     else:
         if tuning.writes_bytecode:
             compileall.compile_dir(Path(__file__).parent, quiet=2, maxlevels=0)
+        channels = BaselineChannels(
+            AlipayChannel.from_settings(settings), BankChannel.from_settings(settings)
+        )
         worker = Worker(
             client,
             task_queue=settings.task_queue,
             workflows=[BaselineWorkflow],
-            activities=[baseline_step],
+            activities=[baseline_step, channels.to_alipay, channels.to_bank, channels.bank_settled],
             **worker_options(tuning, workflow_modules=(BaselineWorkflow.__module__,)),
         )
     stop = asyncio.Event()
@@ -86,12 +84,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sandbox", choices=get_args(WorkflowSandbox), default=defaults.sandbox)
     p.add_argument("--no-passthrough", action="store_true")
     p.add_argument("--no-precompile", action="store_true")
-    p.add_argument(
-        "--store",
-        choices=["database", "memory"],
-        default="database",
-        help="memory: the refund worker's system of record held in memory (bench/memory_store.py)",
-    )
     return p
 
 

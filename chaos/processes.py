@@ -21,9 +21,12 @@ from starter.devserver import DevServerOptions, server_command, stop_process
 from starter.errors import UserError
 
 
-async def connect(address: str, timeout: float = 60) -> Client:
+async def connect(address: str, key_dir: Path | None = None, timeout: float = 60) -> Client:
     """The run's client, made as its `refunds worker` processes make theirs (same key folder)."""
-    settings = get_settings().model_copy(update={"temporal_address": address})
+    changes: dict[str, object] = {"temporal_address": address}
+    if key_dir is not None:
+        changes["key_dir"] = key_dir
+    settings = get_settings().model_copy(update=changes)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -64,6 +67,41 @@ class ManagedServer:
         self.stop()
         self.start()
         self.restarts += 1
+
+
+@dataclass
+class ManagedSimulators:
+    """``refunds simulators``: the Alipay and bank simulators and the webhook receiver, in a
+    process of their own, so a worker killed mid-call leaves the channels' records whole."""
+
+    env: dict[str, str]
+    log_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, ports: list[int], timeout: float = 60) -> None:
+        with (self.log_dir / "simulators.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).with_name("refunds")), "simulators"],
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + timeout
+        for port in ports:
+            while not _listening(port):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the simulators did not start; see {self.log_dir}")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass

@@ -14,33 +14,36 @@ import random
 import shutil
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
-from rich.table import Table
-from sqlalchemy import select
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from chaos.processes import ManagedServer, ManagedWorker, connect, free_port
-from chaos.workload import OPERATOR, REVIEWERS, Case, fault_settings, make_cases, people
+from chaos.report import Outcome, figures_of
+from chaos.workload import (
+    OPERATOR,
+    REVIEWERS,
+    Case,
+    fault_settings,
+    make_cases,
+    people,
+    settlement_failures,
+)
+from chaos.world import channel_env, start_simulators
 from starter.client import RefundHandle
 from starter.devserver import DevServerOptions
 from starter.people_keys import enrol
-from starter.signing import signed
+from starter.signing import signed, signed_request
 from storage.certificates import CertificateStore
 from storage.database import open_database
-from storage.ledger import Ledger
 from storage.people import PeopleDirectory
-from storage.reconcile import reconcile
-from storage.schema import simulated_channel_returns
 from workflows.contract import (
     ApproveInput,
     CancelInput,
@@ -95,6 +98,7 @@ async def submit_all(run: Run, task_queue: str, span: float) -> None:
         request = RefundRequest(
             certificate_id=cert.certificate_id, requester=cert.owner, reason="no_longer_needed"
         )
+        request = signed_request(run.key_dir, refund_id, request)
         async with semaphore:
             # A retried start whose first attempt got through finds its workflow started.
             with contextlib.suppress(WorkflowAlreadyStartedError):
@@ -225,23 +229,33 @@ async def chaos(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     )
     server = ManagedServer(options, (workdir / "server.log").open("ab"))
     task_queue = "chaos"
+    channels = channel_env(
+        workdir,
+        fault_transient_rate=str(args.transient_rate),
+        fault_latency_ms=str(args.latency_ms),
+        fault_reject=fault_settings(cases),
+        fault_settlement_fail=settlement_failures(cases),
+    )
+    common = {
+        **channels,
+        "REFUNDS_TEMPORAL_ADDRESS": server.address,
+        "REFUNDS_DATABASE_URL": db_url,
+        "REFUNDS_LOG_FORMAT": "json",
+    }
     worker = ManagedWorker(
         env={
-            "REFUNDS_TEMPORAL_ADDRESS": server.address,
-            "REFUNDS_DATABASE_URL": db_url,
+            **common,
             "REFUNDS_TASK_QUEUE": task_queue,
             "REFUNDS_REVIEWERS": REVIEWERS,
             "REFUNDS_OPERATORS": OPERATOR,
             "REFUNDS_FALLBACK_TO_BALANCE": "true",
-            "REFUNDS_FAULT_TRANSIENT_RATE": str(args.transient_rate),
-            "REFUNDS_FAULT_LATENCY_MS": str(args.latency_ms),
-            "REFUNDS_FAULT_REJECT": fault_settings(cases),
-            "REFUNDS_LOG_FORMAT": "json",
+            "REFUNDS_SETTLEMENT_POLL": "5",
         },
         log_dir=workdir,
     )
     server.start()
-    client = await connect(server.address)
+    client = await connect(server.address, workdir / "keys")
+    simulators = start_simulators({**common, "REFUNDS_SIMULATOR_SETTLE_SECONDS": "1"}, workdir)
     worker.start()
     cases_by_id = {f"refund-{c.certificate.certificate_id}": c for c in cases}
     run = Run(cases_by_id, client, rng, workdir / "keys")
@@ -254,9 +268,10 @@ async def chaos(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         await drive(run, time.monotonic() + args.timeout, chaos_task)
         await asyncio.gather(submitting, chaos_task)
         elapsed = time.monotonic() - began
-        return await report(run, engine, worker, server, elapsed)
+        return await report(run, engine, worker, server, elapsed, workdir)
     finally:
         worker.stop()
+        simulators.stop()
         server.stop()
 
 
@@ -272,61 +287,25 @@ async def final_status(run: Run, refund_id: str) -> RefundStatus | None:
 
 
 async def report(
-    run: Run, engine: Any, worker: ManagedWorker, server: ManagedServer, elapsed: float
+    run: Run,
+    engine: Any,
+    worker: ManagedWorker,
+    server: ManagedServer,
+    elapsed: float,
+    workdir: Path,
 ) -> dict[str, Any]:
-    amounts: dict[str, Decimal] = {}
-    for entry in Ledger(engine).entries():
-        amounts[entry.refund_id] = amounts.get(entry.refund_id, Decimal(0)) + entry.amount
-    states: Counter[str] = Counter()
-    inconsistent: list[str] = []
-    finished = stuck = lost = 0
-    for refund_id in run.cases:
-        status = await final_status(run, refund_id)
-        if refund_id not in run.started:
-            lost += 1
-            continue
-        if status is None:
-            stuck += 1
-            continue
-        finished += 1
-        states[status.state.value] += 1
-        paid = amounts.get(refund_id, Decimal("0.00"))
-        expected = status.refund_amount if status.state is RefundState.REFUNDED else Decimal(0)
-        if paid != expected:
-            inconsistent.append(f"{refund_id}: {status.state.value}, paid {paid} of {expected}")
-    recon = reconcile(engine)
-    recorded = {entry.idempotency_key for entry in Ledger(engine).entries()}
-    with engine.connect() as conn:
-        channel_keys = conn.execute(select(simulated_channel_returns.c.request_id)).scalars()
-        unrecorded = sorted(set(channel_keys) - recorded)
-    figures = {
-        "started": len(run.started),
-        "finished": finished,
-        "stuck": stuck,
-        "lost": lost,
-        "paid_twice": recon.paid_twice,
-        "missing_amount": str(recon.missing_amount),
-        "ledger_mismatches": len(inconsistent),
-        "channel_returns_unrecorded": len(unrecorded),
-        "worker_kills": worker.kills,
-        "server_restarts": server.restarts,
-        "transient_faults_injected": worker.failed_activities("injected: "),
-        "permanent_refusals": worker.failed_activities("refused the return"),
-        "manual_resolutions": len(run.resolved),
-        "client_retries_through_outages": run.rpc_retries,
-        "outcomes": dict(sorted(states.items())),
-        "returned_total": str(recon.returned),
-        "seconds": round(elapsed, 1),
-    }
-    table = Table(title="chaos run", title_justify="left")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for key, value in figures.items():
-        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
-    console.print(table)
-    for line in inconsistent[:20]:
-        console.print(f"[red]ledger mismatch[/] {line}")
-    return figures
+    statuses = {refund_id: await final_status(run, refund_id) for refund_id in run.cases}
+    outcome = Outcome(
+        started=run.started,
+        statuses=statuses,
+        resolved=len(run.resolved),
+        rpc_retries=run.rpc_retries,
+        worker_kills=worker.kills,
+        server_restarts=server.restarts,
+        unknown_outcomes=worker.failed_activities("outcome unknown"),
+        permanent_refusals=worker.failed_activities("refused the return"),
+    )
+    return figures_of(outcome, engine, elapsed, workdir, console)
 
 
 def main() -> None:
@@ -357,6 +336,9 @@ def main() -> None:
         and figures["missing_amount"] == "0.00"
         and figures["ledger_mismatches"] == 0
         and figures["channel_returns_unrecorded"] == 0
+        and figures["paid_twice_at_a_channel"] == 0
+        and figures["journal_problems"] == 0
+        and figures["payments_refused"] == 0
         and figures["finished"] == figures["started"]
     )
     raise SystemExit(0 if healthy else 1)

@@ -21,7 +21,7 @@ OPERATOR = "chaos-ops"
 class Case:
     certificate: Certificate
     plan: Plan
-    fault: Literal["none", "closed_alipay", "dead"]
+    fault: Literal["none", "closed", "dead"]
 
 
 def people(cases: list[Case]) -> dict[Role, list[str]]:
@@ -37,7 +37,7 @@ def make_cases(count: int, now: datetime, rng: random.Random) -> list[Case]:
         reviewed: list[Plan] = ["approve", "reject", "cancel", "race"]
         plan: Plan = "auto" if kind < 0.4 else rng.choices(reviewed, [6, 2, 1, 1])[0]
         fault_roll = rng.random()
-        fault = "closed_alipay" if fault_roll < 0.06 else "dead" if fault_roll < 0.09 else "none"
+        fault = "closed" if fault_roll < 0.06 else "dead" if fault_roll < 0.09 else "none"
         cases.append(Case(_certificate(index, plan, fault, now, rng), plan, fault))  # type: ignore[arg-type]
     return cases
 
@@ -52,8 +52,8 @@ def _certificate(
     for leg_index, channel in enumerate(rng.sample(CHANNELS, rng.randint(1, 3))):
         cents = rng.randint(1, 500_000)
         reference = f"{channel[:3]}-{index}-{leg_index}"
-        if channel == "alipay" and fault == "closed_alipay":
-            reference = f"closed-{index}"
+        if channel in ("alipay", "bank") and fault == "closed":
+            reference = f"closed-{index}-{leg_index}"
         if fault == "dead" and leg_index == 0:
             reference = f"dead-{index}"
         legs.append(
@@ -76,12 +76,27 @@ def _certificate(
 
 
 def fault_settings(cases: list[Case]) -> str:
-    """``REFUNDS_FAULT_REJECT``: closed Alipay accounts (fallback helps) and dead references."""
+    """``REFUNDS_FAULT_REJECT``: closed Alipay accounts (the fallback to the balance pays them)
+    and dead references: Alipay answers that the merchant's balance is short (a person must act:
+    the operator resolves it), the provider that the payment cannot be refunded (the fallback
+    pays it)."""
     refused = []
     for case in cases:
         for leg in case.certificate.order.payments:
-            if leg.reference.startswith("closed-"):
+            if leg.reference.startswith("closed-") and leg.channel.value == "alipay":
                 refused.append(f"alipay:{leg.reference}")
-            if leg.reference.startswith("dead-"):
-                refused.append(leg.reference)
+            if leg.reference.startswith("dead-") and leg.channel.value == "alipay":
+                refused.append(f"alipay:{leg.reference}=ACQ.SELLER_BALANCE_NOT_ENOUGH")
+            elif leg.reference.startswith("dead-") and leg.channel.value == "bank":
+                refused.append(f"bank:{leg.reference}")
     return ",".join(refused)
+
+
+def settlement_failures(cases: list[Case]) -> str:
+    """``REFUNDS_FAULT_SETTLEMENT_FAIL``: bank refunds accepted, then failed (a closed account)."""
+    return ",".join(
+        leg.reference
+        for case in cases
+        for leg in case.certificate.order.payments
+        if leg.channel.value == "bank" and leg.reference.startswith("closed-")
+    )
