@@ -12,6 +12,7 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY starter ./starter
 COPY storage ./storage
+COPY simulators ./simulators
 COPY console ./console
 COPY chaos ./chaos
 COPY bench ./bench
@@ -20,8 +21,8 @@ COPY worker.py tuning.py wiring.py settings.py logs.py codec.py converter.py ./
 RUN python -m console.vendor \
     && pip install . \
     && python -m compileall -q /app \
-    && useradd --system --home /app refunds \
-    && install -d -m 0700 -o refunds /keys
+    && useradd --system --uid 10001 --home /app refunds \
+    && install -d -m 0700 -o refunds /keys /secrets
 USER refunds
 
 # Metrics for Prometheus when REFUNDS_METRICS_PORT is set.
