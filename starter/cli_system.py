@@ -98,7 +98,7 @@ def codec_server(
 
 def simulators_command() -> None:
     """Run the local Alipay and bank simulators and the settlement webhook receiver on their own
-    (``refunds up`` runs them itself), until Ctrl-C or SIGTERM."""
+    (`refunds up` runs them itself), until Ctrl-C or SIGTERM."""
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
     asyncio.run(_serve_world(settings, simulators=True))

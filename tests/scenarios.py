@@ -362,8 +362,9 @@ async def settled_by_webhook(harness: Harness) -> Handle:
 
 async def settled_by_poll(harness: Harness) -> Handle:
     """The settlement's webhook is lost: the refund's own poll finds the bank refund settled."""
-    lost = {"fault_webhook_loss_rate": 1.0, "settlement_poll": timedelta(seconds=2)}
-    async with harness.worker_with(**lost):
+    async with harness.worker_with(
+        fault_webhook_loss_rate=1.0, settlement_poll=timedelta(seconds=2)
+    ):
         handle = await harness.submit(bank_paid("h-polled", "bank-quiet"))
         await harness.result(handle)
     return handle
@@ -371,8 +372,7 @@ async def settled_by_poll(harness: Harness) -> Handle:
 
 async def settlement_failed_then_fell_back(harness: Harness) -> Handle:
     """Accepted, then failed at settlement (a closed account): the leg goes to the balance."""
-    failing = {"fault_settlement_fail": ["bank-closes"], "fallback_to_balance": True}
-    async with harness.worker_with(**failing):
+    async with harness.worker_with(fault_settlement_fail=["bank-closes"], fallback_to_balance=True):
         handle = await harness.submit(bank_paid("h-settle-failed", "bank-closes"))
         await harness.result(handle)
     return handle

@@ -21,7 +21,8 @@ from workflows.contract import LegState, RefundState
 
 def deliveries(harness) -> int:
     with harness.store.engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(webhook_deliveries)).scalar_one()
+        found: int = conn.execute(select(func.count()).select_from(webhook_deliveries)).scalar_one()
+        return found
 
 
 def moves(status) -> list[tuple[str, str]]:
