@@ -16,7 +16,7 @@ the people directory as it is now:
 An operator's ``refunds repair`` order, recorded here and claimed by the refund's run, completes
 books an earlier run left unfinished. A manual settlement needs an operator's signed ``resolve``.
 A refusal is final: the activity records it (``refunds ledger``), logs an error and counts
-``refunds_payments_refused``.
+``refunds_payments_refused_total``.
 """
 
 from __future__ import annotations

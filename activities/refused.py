@@ -14,7 +14,7 @@ from domain.values import shown_id
 if TYPE_CHECKING:
     from storage.payment_refusals import PaymentRefusals
 
-REFUSED_METRIC = "refunds_payments_refused"
+REFUSED_METRIC = "refunds_payments_refused_total"
 
 
 def refused(

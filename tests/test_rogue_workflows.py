@@ -206,6 +206,7 @@ async def test_a_rogue_workflow_scheduling_every_money_activity_is_refused_and_p
     assert len(logged) == 10
     counted = [line for line in metrics.splitlines() if line.startswith("refunds_payments_refused")]
     assert sum(float(line.rsplit(" ", 1)[1]) for line in counted) == 10, counted
+    assert all(line.startswith("refunds_payments_refused_total") for line in counted), counted
 
 
 class ImpostorDirectory(PeopleDirectory):
