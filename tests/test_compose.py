@@ -84,7 +84,7 @@ def test_published_ports_listen_on_this_host_only_unless_opened(compose, tmp_pat
         for name, service in compose["services"].items()
         if "ports" in service
     }
-    assert set(published) == {"temporal", "temporal-ui", "codec-server", "console"}
+    assert set(published) == {"temporal", "temporal-ui", "codec-server", "console", "webhooks"}
     for name, ports in published.items():
         assert [host_ip(port) for port in ports] == ["127.0.0.1"], name
     opened = compose_config(tmp_path, filled_example() + "REFUNDS_PUBLISH_ADDRESS=0.0.0.0\n")
@@ -104,7 +104,22 @@ def test_every_service_is_there(compose):
         "reconciliation-schedule",
         "codec-server",
         "console",
+        "webhooks",
     }
+
+
+def test_settlement_webhooks_reach_refunds_with_the_providers_secret_read_only(compose):
+    webhooks = compose["services"]["webhooks"]
+    assert webhooks["command"] == ["refunds", "webhooks"]
+    environment = webhooks["environment"]
+    assert environment["REFUNDS_BANK_WEBHOOK_SECRET_FILE"] == "/secrets/bank-webhook.secret"
+    assert environment["REFUNDS_TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert any(v.endswith(":/secrets:ro") for v in webhooks["volumes"])
+    worker = compose["services"]["worker"]["environment"]
+    assert (
+        worker["REFUNDS_BANK_WEBHOOK_SECRET_FILE"]
+        == environment["REFUNDS_BANK_WEBHOOK_SECRET_FILE"]
+    )
 
 
 def test_the_daily_reconciliation_is_scheduled_once_the_cluster_is_ready(compose):
