@@ -47,17 +47,24 @@ NO_FUND_CHANGE_RETRY = 10.0
 REFUSAL_CODES = frozenset({"40001", "40002", "40004", "40006"})
 UNKNOWN_SUB_CODES = frozenset({"ACQ.SYSTEM_ERROR", "isp.unknow-error", "aop.unknow-error"})
 TOP_UP = "the merchant's Alipay account cannot pay it now: top up the merchant account, then retry"
+REFUNDED_ELSEWHERE = (
+    ": it may have been refunded outside this engine; check it at Alipay, then retry or resolve"
+)
 ATTENTION_REASONS = {
     "ACQ.SELLER_BALANCE_NOT_ENOUGH": TOP_UP,
     "ACQ.REASON_TRADE_BEEN_FREEZEN": "the trade is frozen at Alipay; " + TOP_UP,
+    "ACQ.REASON_TRADE_REFUND_FEE_ERR": "the amount exceeds what is left to refund on the trade"
+    + REFUNDED_ELSEWHERE,
+    "ACQ.TRADE_STATUS_ERROR": "the trade's status at Alipay allows no refund (closed or unpaid)"
+    + REFUNDED_ELSEWHERE,
 }
+"""Refused for now, or refused in a way that does not prove the money never moved: a person
+looks, and the leg never falls back to the account balance."""
 REASONS = {
     "ACQ.TRADE_NOT_EXIST": "Alipay has no trade with this payment reference",
-    "ACQ.TRADE_STATUS_ERROR": "the trade's status at Alipay allows no refund (closed or unpaid)",
     "ACQ.TRADE_HAS_FINISHED": "the trade is finished at Alipay and can no longer be refunded",
     "ACQ.TRADE_NOT_ALLOW_REFUND": "Alipay allows no refund of this trade (past its refund period)",
     "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL": "Alipay refunds this trade only in full",
-    "ACQ.REASON_TRADE_REFUND_FEE_ERR": "the amount exceeds what is left to refund on the trade",
     "ACQ.INVALID_PARAMETER": "Alipay rejected a parameter of the request",
     "isv.invalid-signature": "Alipay rejected the request's signature: check that the app "
     "private key matches the app public key configured at Alipay",

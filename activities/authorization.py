@@ -60,6 +60,7 @@ from storage.refund_requests import (
     authorized_request,
     current_request,
     find_request,
+    mark_held_again,
     record_authorization,
     register_request,
 )
@@ -109,13 +110,19 @@ class PaymentAuthority:
         self.calendar = calendar
         self.clock = clock
 
-    def hold(self, hold: HoldRequest) -> CertificateStatus:
-        """Register the customer's signed request and take the certificate's hold for it."""
+    def hold(self, hold: HoldRequest, run_id: str | None) -> CertificateStatus:
+        """Register the customer's signed request and take the certificate's hold for it, for
+        the workflow run ``run_id`` (as Temporal names it)."""
         with self.store.engine.begin() as conn:
-            return self._hold(conn, hold.refund_id, hold.certificate_id, hold.request)
+            return self._hold(conn, hold.refund_id, hold.certificate_id, hold.request, run_id)
 
     def _hold(
-        self, conn: Connection, refund_id: str, certificate_id: str, request: RefundRequest
+        self,
+        conn: Connection,
+        refund_id: str,
+        certificate_id: str,
+        request: RefundRequest,
+        run_id: str | None,
     ) -> CertificateStatus:
         signature = signature_of(request)
         if request.certificate_id != certificate_id:
@@ -127,6 +134,8 @@ class PaymentAuthority:
                 f"this request was closed on {found.closed_at:%Y-%m-%d %H:%M} UTC "
                 "(rejected, cancelled or given back): a new request is needed"
             )
+        if found is not None and found.status != AUTHORIZED:
+            self._held_again(conn, found, now, run_id)
         if found is None:
             certificate = self.store.get_in(conn, certificate_id)
             refuse_if(request_problem(conn, refund_id, request, certificate))
@@ -144,10 +153,26 @@ class PaymentAuthority:
                 requester=request.requester,
                 signed_at=signed_at,
                 now=now,
+                run_id=run_id,
             )
         return self.store.hold_in(conn, certificate_id, refund_id)
 
-    def authorize(self, grant: PaymentGrant) -> RegisteredRequest:
+    def _held_again(
+        self, conn: Connection, found: RegisteredRequest, now: datetime, run_id: str | None
+    ) -> None:
+        """An open request another run registered is held again only while it is fresh, and
+        is marked: its review may have been decided in that run (a rejection the run never
+        carried out), so the deadline alone may no longer approve it."""
+        if found.registered_by_run in (None, run_id) or found.held_again_by_run == run_id:
+            return
+        if now - FRESH_FOR > found.signed_at:
+            raise PaymentUnauthorizedError(
+                f"this request was signed at {found.signed_at.astimezone(UTC):%Y-%m-%d %H:%M} "
+                "UTC and held by another run of the refund: a new request is needed"
+            )
+        mark_held_again(conn, found, run_id)
+
+    def authorize(self, grant: PaymentGrant, run_id: str | None) -> RegisteredRequest:
         """Check the evidence for paying this refund and record it, once per request."""
         refund_id = grant.refund_id
         now = self.clock(refund_id)
@@ -157,7 +182,7 @@ class PaymentAuthority:
             if grant.evidence == "repair":
                 return self._repair_authorized(conn, refund_id, grant.certificate_id, now)
             if grant.hold:  # an auto-approval takes the hold with its authorization
-                self._hold(conn, refund_id, grant.certificate_id, grant.request)
+                self._hold(conn, refund_id, grant.certificate_id, grant.request, run_id)
             signature = signature_of(grant.request)
             found = find_request(conn, refund_id, fingerprint(signature))
             if found is None or found.certificate_id != grant.certificate_id:
@@ -297,6 +322,7 @@ class PaymentAuthority:
             requester=certificate.owner,
             signed_at=order.at,
             now=now,
+            run_id=order.claimed_by_run,
         )
         registered = find_request(conn, refund_id, mark)
         assert registered is not None

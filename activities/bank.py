@@ -73,12 +73,19 @@ FAILURES = {
 }
 REFUSALS = {
     "payment_not_found": "the provider has no payment with this reference",
-    "amount_exceeds_refundable": "the amount exceeds what is left to refund on the payment",
+    "amount_exceeds_refundable": "the amount exceeds what is left to refund on the payment: it "
+    "may have been refunded outside this engine; check it at the provider, then retry or "
+    "resolve by hand",
     "idempotency_key_reused": "the provider holds this leg's key for another amount or "
     "payment: compare the leg with the provider's refund before retrying",
     "idempotency_key_missing": "the provider wants an Idempotency-Key (a bug in this client)",
     "invalid_request": "the provider rejected the request as invalid",
 }
+
+
+ATTENTION_CODES = frozenset({"idempotency_key_reused", "amount_exceeds_refundable"})
+"""Refusals that do not prove the money never moved (the payment may have been refunded outside
+this engine): a person looks, and the leg never falls back to the account balance."""
 
 
 class BankChannel:
@@ -158,7 +165,7 @@ class BankChannel:
                 raise ChannelUnknownError("the provider answered 404 without naming the payment")
             known = REFUSALS.get(code) or FAILURES.get(code, "the provider refused the refund")
             reason = f"{known} (provider: {said})" if said else known
-            return _refused(code, reason, code == "idempotency_key_reused")
+            return _refused(code, reason, code in ATTENTION_CODES)
         raise ChannelUnknownError(f"the provider answered HTTP {status}", retry_after=retry_after)
 
     async def lookup(self, order: ChannelRefund) -> ChannelAnswer | None:

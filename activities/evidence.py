@@ -100,6 +100,11 @@ def _deadline_passed(
     ``approve``."""
     if terms.timeout_action != "approve":
         raise PaymentUnauthorizedError("the review deadline's policy is reject")
+    if found.held_again_by_run is not None:
+        raise PaymentUnauthorizedError(
+            "the refund was started again while the request was in review, and its review may "
+            "have been decided before: the deadline alone cannot approve it, a reviewer must"
+        )
     deadline, _ = review_deadline(
         found.facts, found.signed_at, timezone=terms.timezone, calendar=calendar
     )

@@ -60,6 +60,7 @@ class RepairClaim(BaseModel):
     operator: str
     action: str
     run_id: str
+    """The run as the workflow names it; the activity claims for the run Temporal names."""
 
 
 class CancellationLookup(BaseModel):

@@ -35,7 +35,7 @@ from activities.gateways import (
     PaymentChannel,
 )
 from activities.payloads import LegPayment, ManualSettlement, PaymentReceipt, Settlement
-from activities.refused import refused
+from activities.refused import refused, scheduled_by_the_refund
 from domain.certificates import Channel
 from domain.errors import (
     PAYMENT_ATTENTION,
@@ -287,6 +287,7 @@ class PaymentActivities:
     async def _allowed(self, check: Callable[[], T], payment: LegPayment) -> T:
         """``check``'s answer, or the system of record's refusal: recorded, logged, counted."""
         try:
+            scheduled_by_the_refund(payment.refund_id)
             return await asyncio.to_thread(check)
         except (PaymentUnauthorizedError, CertificateNotFoundError) as err:
             reason = str(err)

@@ -23,7 +23,7 @@ from activities.payloads import (
     PaymentGrant,
     RepairClaim,
 )
-from activities.refused import refused
+from activities.refused import refused, scheduled_by_the_refund
 from domain.certificates import Certificate, CertificateStatus
 from domain.errors import (
     CERTIFICATE_DATA_INVALID,
@@ -77,14 +77,14 @@ class RecordActivities:
     def mark_refund_pending(self, hold: HoldRequest) -> CertificateStatus:
         """Hold the certificate for the customer's signed request, registered with it."""
         with _conflicts_are_final(), self._refusals_recorded(hold.refund_id):
-            return self.payments.hold(hold)
+            return self.payments.hold(hold, activity.info().workflow_run_id)
 
     @activity.defn(name="authorize_payment")
     def authorize_payment(self, grant: PaymentGrant) -> str:
         """Record, once, the evidence that this refund may pay (checked here, not believed);
         returns who approved it."""
         with _conflicts_are_final(), self._refusals_recorded(grant.refund_id):
-            found = self.payments.authorize(grant)
+            found = self.payments.authorize(grant, activity.info().workflow_run_id)
         activity.logger.info(
             "payment authorized",
             extra={"refund_id": grant.refund_id, "evidence": found.evidence},
@@ -100,12 +100,12 @@ class RecordActivities:
 
     @activity.defn(name="restore_certificate")
     def restore_certificate(self, change: CertificateChange) -> CertificateStatus:
-        with _conflicts_are_final():
+        with _conflicts_are_final(), self._refusals_recorded(change.refund_id):
             return self.store.restore(change.certificate_id, change.refund_id)
 
     @activity.defn(name="mark_refunded")
     def mark_refunded(self, change: CertificateChange) -> CertificateStatus:
-        with _conflicts_are_final():
+        with _conflicts_are_final(), self._refusals_recorded(change.refund_id):
             return self.store.mark_refunded(change.certificate_id, change.refund_id)
 
     @activity.defn(name="cancel_order")
@@ -130,13 +130,17 @@ class RecordActivities:
     @activity.defn(name="claim_repair_order")
     def claim_repair_order(self, claim: RepairClaim) -> bool:
         """Whether ``refunds repair`` recorded this order (and this run now holds it)."""
-        return self.repairs.claim(
-            claim.refund_id, claim.certificate_id, claim.operator, claim.action, claim.run_id
-        )
+        run_id = activity.info().workflow_run_id or ""
+        with self._refusals_recorded(claim.refund_id):
+            return self.repairs.claim(
+                claim.refund_id, claim.certificate_id, claim.operator, claim.action, run_id
+            )
 
     @contextmanager
     def _refusals_recorded(self, refund_id: str) -> Iterator[None]:
+        """Run the block only for the refund's own workflow; a refusal is recorded and final."""
         try:
+            scheduled_by_the_refund(refund_id)
             yield
         except PaymentUnauthorizedError as err:
             reason = str(err)

@@ -8,13 +8,28 @@ from typing import TYPE_CHECKING
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.errors import PAYMENT_UNAUTHORIZED
+from domain.errors import PAYMENT_UNAUTHORIZED, PaymentUnauthorizedError
 from domain.values import shown_id
 
 if TYPE_CHECKING:
     from storage.payment_refusals import PaymentRefusals
 
 REFUSED_METRIC = "refunds_payments_refused_total"
+
+
+REFUND_WORKFLOW = "RefundWorkflow"
+
+
+def scheduled_by_the_refund(refund_id: str) -> None:
+    """Money and the certificate's records move only for the refund's own workflow: an activity
+    scheduled by any other (a workflow of someone else's on the refunds queue, replaying a
+    refund's payloads while it runs) is refused, whatever its input says."""
+    info = activity.info()
+    if info.workflow_id != refund_id or info.workflow_type != REFUND_WORKFLOW:
+        raise PaymentUnauthorizedError(
+            f"scheduled by {shown_id(info.workflow_id or '')} "
+            f"({shown_id(info.workflow_type or '')}), not by the refund {shown_id(refund_id)}"
+        )
 
 
 def refused(

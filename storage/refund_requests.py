@@ -38,6 +38,11 @@ class RegisteredRequest:
     approved_by: str | None = None
     authorized_at: datetime | None = None
     closed_at: datetime | None = None
+    registered_by_run: str | None = None
+    """The workflow run that registered the request (from Temporal, not the workflow's word)."""
+    held_again_by_run: str | None = None
+    """Another run of the refund that took the hold for it again (a reset, or a refund started
+    again while in review): its review may have been decided in the run before."""
 
 
 def find_request(conn: Connection, refund_id: str, fingerprint: str) -> RegisteredRequest | None:
@@ -91,6 +96,7 @@ def register_request(
     requester: str,
     signed_at: datetime,
     now: datetime,
+    run_id: str | None,
 ) -> None:
     """Register an open request (the caller checked its signature); earlier open requests of the
     same refund id are closed, superseded (only one request of a refund is ever open)."""
@@ -109,7 +115,20 @@ def register_request(
             registered_at=now,
             facts=certificate.model_dump_json(),
             status=OPEN,
+            registered_by_run=run_id,
         )
+    )
+
+
+def mark_held_again(conn: Connection, request: RegisteredRequest, run_id: str | None) -> None:
+    """Another run of the refund took the hold for ``request`` again."""
+    conn.execute(
+        update(refund_requests)
+        .where(
+            refund_requests.c.refund_id == request.refund_id,
+            refund_requests.c.request_fingerprint == request.fingerprint,
+        )
+        .values(held_again_by_run=run_id)
     )
 
 
@@ -182,4 +201,6 @@ def _request(row: RowMapping) -> RegisteredRequest:
         approved_by=row["approved_by"],
         authorized_at=row["authorized_at"],
         closed_at=row["closed_at"],
+        registered_by_run=row["registered_by_run"],
+        held_again_by_run=row["held_again_by_run"],
     )

@@ -193,6 +193,8 @@ refund_requests = Table(
     Column("approval_signed_at", UTCDateTime),
     Column("authorized_at", UTCDateTime),
     Column("closed_at", UTCDateTime),
+    Column("registered_by_run", String(64)),
+    Column("held_again_by_run", String(64)),
 )
 """Each customer's signed request as the system of record registered it when its refund took the
 certificate's hold (``facts``: the certificate as it stood then), and what authorized paying it:

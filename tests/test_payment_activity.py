@@ -4,6 +4,7 @@ record, with a channel that counts what it is asked."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -38,6 +39,8 @@ from workflows.business_days import BusinessCalendar
 from workflows.contract import RefundReason, RefundRequest
 
 REFUND = "refund-cas-1"
+RUN = "run-1"
+"""The workflow run the activities are scheduled by, as Temporal would name it."""
 NOW = datetime.now(UTC)
 
 
@@ -94,6 +97,9 @@ class World:
             self.refusals,
         )
         self.env = ActivityEnvironment()
+        self.env.info = dataclasses.replace(
+            self.env.info, workflow_id=REFUND, workflow_type="RefundWorkflow"
+        )
 
     async def run(self, activity, argument):
         return await self.env.run(activity, argument)
@@ -139,7 +145,8 @@ def authorized(world: World, asked: RefundRequest | None = None) -> None:
             request=asked or request(),
             evidence="rules",
             hold=True,
-        )
+        ),
+        RUN,
     )
     world.store.cancel_order("cas-1", REFUND)
 
@@ -183,7 +190,9 @@ async def test_an_unsigned_forged_or_foreign_request_takes_no_hold(store):
     forged = request().model_copy(update={"reason": RefundReason.OTHER, "feedback": "changed"})
     for bad in (unsigned, forged, request(requester="rev-1")):
         with pytest.raises(PaymentUnauthorizedError):
-            world.authority.hold(HoldRequest(certificate_id="cas-1", refund_id=REFUND, request=bad))
+            world.authority.hold(
+                HoldRequest(certificate_id="cas-1", refund_id=REFUND, request=bad), RUN
+            )
     assert store.get("cas-1").held_by is None
 
 
@@ -192,19 +201,49 @@ async def test_a_stale_request_is_refused_and_a_closed_one_never_holds_again(sto
     world = World(store)
     stale = request(at=NOW - timedelta(minutes=11))
     with pytest.raises(PaymentUnauthorizedError, match="10 minutes"):
-        world.authority.hold(HoldRequest(certificate_id="cas-1", refund_id=REFUND, request=stale))
+        world.authority.hold(
+            HoldRequest(certificate_id="cas-1", refund_id=REFUND, request=stale), RUN
+        )
     asked = request()
-    world.authority.hold(HoldRequest(certificate_id="cas-1", refund_id=REFUND, request=asked))
+    world.authority.hold(HoldRequest(certificate_id="cas-1", refund_id=REFUND, request=asked), RUN)
     store.restore("cas-1", REFUND)  # rejected: given back, nothing paid
     with pytest.raises(PaymentUnauthorizedError, match="closed"):
-        world.authority.hold(HoldRequest(certificate_id="cas-1", refund_id=REFUND, request=asked))
+        world.authority.hold(
+            HoldRequest(certificate_id="cas-1", refund_id=REFUND, request=asked), RUN
+        )
+
+
+async def test_a_request_held_again_by_another_run_must_be_fresh_and_a_reviewer_must_approve(
+    store,
+):
+    """A reviewer rejected the request, and the refund was terminated before it gave the
+    certificate back: the rejection never reached the system of record. Another run of the refund
+    holding the same request again is refused once the request is stale, and within its ten
+    minutes it may be paid only on a reviewer's approval, never on the deadline alone."""
+    seed(store, bought_days_ago=10)
+    world = World(store)
+    asked = request()
+    hold = HoldRequest(certificate_id="cas-1", refund_id=REFUND, request=asked)
+    world.authority.hold(hold, RUN)
+    world.authority.hold(hold, RUN)  # the same run, its activity retried
+    world.now = NOW + timedelta(minutes=11)
+    with pytest.raises(PaymentUnauthorizedError, match="held by another run of the refund"):
+        world.authority.hold(hold, "run-started-again")
+    world.now = NOW + timedelta(minutes=5)
+    world.authority.hold(hold, "run-started-again")
+    world.now = NOW + timedelta(days=40)
+    deadline = PaymentGrant(
+        certificate_id="cas-1", refund_id=REFUND, request=asked, evidence="deadline"
+    )
+    with pytest.raises(PaymentUnauthorizedError, match="the deadline alone cannot approve it"):
+        world.authority.authorize(deadline, "run-started-again")
 
 
 async def test_the_rules_are_judged_as_of_the_signed_request_even_past_midnight(store):
     seed(store, bought_days_ago=5)  # the last day of auto-approval
     world = World(store)
     asked = request()
-    world.authority.hold(HoldRequest(certificate_id="cas-1", refund_id=REFUND, request=asked))
+    world.authority.hold(HoldRequest(certificate_id="cas-1", refund_id=REFUND, request=asked), RUN)
     world.now = NOW + timedelta(days=2)  # retried days later: bought 7 days ago by then
     authorized(world, asked)
     assert (await world.run(world.payments.return_to_alipay, leg())).transaction_id
@@ -240,7 +279,7 @@ async def test_an_approval_only_a_listed_reviewers_key_proves_authorizes(
     seed(store, bought_days_ago=10)
     world = World(store)
     asked = request()
-    world.authority.hold(HoldRequest(certificate_id="cas-1", refund_id=REFUND, request=asked))
+    world.authority.hold(HoldRequest(certificate_id="cas-1", refund_id=REFUND, request=asked), RUN)
     forged = approval(signer, NOW).model_copy(update={"actor": reviewer})
     grant = PaymentGrant(
         certificate_id="cas-1",
@@ -250,23 +289,23 @@ async def test_an_approval_only_a_listed_reviewers_key_proves_authorizes(
         approval=forged,
     )
     with pytest.raises(PaymentUnauthorizedError, match=problem):
-        world.authority.authorize(grant)
+        world.authority.authorize(grant, RUN)
     good = grant.model_copy(update={"approval": approval("rev-1", NOW)})
-    assert world.authority.authorize(good).approved_by == "rev-1"
+    assert world.authority.authorize(good, RUN).approved_by == "rev-1"
 
 
 async def test_the_deadline_authorizes_only_once_it_has_passed(store):
     seed(store, bought_days_ago=10)
     world = World(store)
     asked = request()
-    world.authority.hold(HoldRequest(certificate_id="cas-1", refund_id=REFUND, request=asked))
+    world.authority.hold(HoldRequest(certificate_id="cas-1", refund_id=REFUND, request=asked), RUN)
     grant = PaymentGrant(
         certificate_id="cas-1", refund_id=REFUND, request=asked, evidence="deadline"
     )
     with pytest.raises(PaymentUnauthorizedError, match="has not passed"):
-        world.authority.authorize(grant)
+        world.authority.authorize(grant, RUN)
     world.now = NOW + timedelta(days=30)
-    assert world.authority.authorize(grant).evidence == "deadline"
+    assert world.authority.authorize(grant, RUN).evidence == "deadline"
 
 
 async def test_nothing_is_paid_back_before_the_certificate_is_released(store):
@@ -275,7 +314,8 @@ async def test_nothing_is_paid_back_before_the_certificate_is_released(store):
     world.authority.authorize(
         PaymentGrant(
             certificate_id="cas-1", refund_id=REFUND, request=request(), evidence="rules", hold=True
-        )
+        ),
+        RUN,
     )
     error = await refused(world, world.payments.return_to_alipay, leg())
     assert "revoked the certificate or cancelled its order" in error.message
@@ -355,3 +395,24 @@ async def test_a_manual_return_finds_the_channel_paid_late_and_records_nothing_m
     receipt = await world.run(world.payments.record_manual_return, settled)
     assert receipt.channel == "alipay" and "nothing more is due" in receipt.detail
     assert [e.channel for e in Ledger(store.engine).entries()] == ["alipay"]
+
+
+@pytest.mark.parametrize(
+    ("workflow_id", "workflow_type"),
+    [("refund-cas-1-replayed", "RefundWorkflow"), (REFUND, "ImpostorWorkflow")],
+)
+async def test_a_payment_scheduled_by_any_other_workflow_is_refused_whatever_it_sends(
+    store, workflow_id, workflow_type
+):
+    """The leg's own payload, replayed by another workflow while the refund runs, pays nothing."""
+    seed(store)
+    world = World(store)
+    authorized(world)
+    world.env.info = dataclasses.replace(
+        world.env.info, workflow_id=workflow_id, workflow_type=workflow_type
+    )
+    error = await refused(world, world.payments.return_to_alipay, leg())
+    assert f"not by the refund {REFUND}" in error.message
+    assert world.alipay.refunds == 0
+    [refusal] = world.refusals.recent()
+    assert (refusal.workflow_id, refusal.workflow_type) == (workflow_id, workflow_type)

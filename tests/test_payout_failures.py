@@ -120,13 +120,14 @@ async def test_every_leg_refused_lists_every_leg_in_one_reason(harness):
         "po-all-refused", purchased_at=datetime.now(UTC) - timedelta(days=1), payments=TWO_LEGS
     )
     async with harness.worker_with(
-        fault_reject=["alipay:ali-closed=ACQ.TRADE_STATUS_ERROR", "bank:bank-closed=account_closed"]
+        fault_reject=["alipay:ali-closed", "bank:bank-closed=account_closed"]
     ):
         handle = await harness.submit(cert)
         waiting = await harness.in_state(handle, RefundState.NEEDS_ATTENTION)
         assert waiting.attention_reason == (
-            "alipay leg 0 (150.00): alipay refused the return: the trade's status at Alipay allows "
-            "no refund (closed or unpaid) (Alipay: 当前交易不允许退款) (ACQ.TRADE_STATUS_ERROR); "
+            "alipay leg 0 (150.00): alipay refused the return: Alipay allows no refund of this "
+            "trade (past its refund period) (Alipay: 当前交易不允许退款) "
+            "(ACQ.TRADE_NOT_ALLOW_REFUND); "
             "bank leg 1 (49.99): bank refused the return: the bank account is closed: ask the "
             "customer for another account (provider: this payment cannot be refunded) "
             "(account_closed)"
