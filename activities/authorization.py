@@ -32,13 +32,14 @@ from sqlalchemy import Connection, select
 from activities.evidence import (
     AuthorityTerms,
     approval_evidence,
+    authorized_by_repair,
     refuse_if,
     request_problem,
     signature_of,
 )
 from activities.payloads import HoldRequest, LegPayment, PaymentGrant
 from domain.certificates import CertificateStatus, Channel
-from domain.errors import PaymentUnauthorizedError, StatusConflictError
+from domain.errors import PaymentUnauthorizedError
 from domain.ledger import FAILED, REFUSED, LedgerEntry
 from domain.signatures import (
     CLOCK_SKEW,
@@ -64,7 +65,6 @@ from storage.refund_requests import (
     record_authorization,
     register_request,
 )
-from storage.repairs import claimed_completion
 from storage.schema import payment_returns
 from workflows.business_days import BusinessCalendar
 from workflows.contract import RefundRequest
@@ -180,7 +180,7 @@ class PaymentAuthority:
             if grant.evidence == "recorded":
                 return self._authorized(conn, refund_id, grant.certificate_id)
             if grant.evidence == "repair":
-                return self._repair_authorized(conn, refund_id, grant.certificate_id, now)
+                return authorized_by_repair(conn, self.store, refund_id, grant.certificate_id, now)
             if grant.hold:  # an auto-approval takes the hold with its authorization
                 self._hold(conn, refund_id, grant.certificate_id, grant.request, run_id)
             signature = signature_of(grant.request)
@@ -287,55 +287,6 @@ class PaymentAuthority:
                 f"certificate {certificate_id}"
             )
         return found
-
-    def _repair_authorized(
-        self, conn: Connection, refund_id: str, certificate_id: str, now: datetime
-    ) -> RegisteredRequest:
-        """An operator's ``refunds repair`` completes books an earlier run left unfinished: the
-        order is the system of record's own row, claimed by this refund's run, and its operator
-        is an operator in the directory now. The order takes the certificate's hold if no refund
-        holds it (books that paid on a certificate still usable)."""
-        found = authorized_request(conn, refund_id)
-        if found is not None and found.certificate_id == certificate_id:
-            return found
-        order = claimed_completion(conn, refund_id, certificate_id)
-        if order is None:
-            raise PaymentUnauthorizedError(
-                f"no repair order of {refund_id} for certificate {certificate_id} was recorded "
-                "and claimed"
-            )
-        person = active_person(conn, order.operator)
-        if person is None or person.role is not Role.OPERATOR:
-            raise PaymentUnauthorizedError(f"{order.operator} is not an operator in the directory")
-        certificate = self.store.get_in(conn, certificate_id)
-        if certificate.held_by != refund_id and certificate.released_by != refund_id:
-            try:
-                self.store.hold_in(conn, certificate_id, refund_id)
-            except StatusConflictError as err:
-                raise PaymentUnauthorizedError(str(err)) from None
-        mark = f"repair-{order.at:%Y%m%dT%H%M%S%f}"
-        register_request(
-            conn,
-            refund_id=refund_id,
-            fingerprint=mark,
-            certificate=certificate,
-            requester=certificate.owner,
-            signed_at=order.at,
-            now=now,
-            run_id=order.claimed_by_run,
-        )
-        registered = find_request(conn, refund_id, mark)
-        assert registered is not None
-        record_authorization(
-            conn,
-            registered,
-            evidence="repair",
-            approved_by=order.operator,
-            approval_fingerprint=None,
-            approval_signed_at=order.at,
-            now=now,
-        )
-        return find_request(conn, refund_id, mark) or registered
 
     def _latest_request(
         self, conn: Connection, refund_id: str, certificate_id: str

@@ -1,6 +1,7 @@
 """The evidence for paying a request, judged in the system of record's transaction: the request
 is the owner's own, signed by their key; and what approved paying it (the rules recomputed as of
-the request's signature, a reviewer's signed approval, or the review deadline under ``approve``).
+the request's signature, a reviewer's signed approval, the review deadline under ``approve``, or
+an operator's recorded repair order).
 """
 
 from __future__ import annotations
@@ -13,10 +14,18 @@ from sqlalchemy import Connection
 from activities.payloads import PaymentGrant
 from domain.certificates import Certificate
 from domain.decisions import Outcome
-from domain.errors import PaymentUnauthorizedError
+from domain.errors import PaymentUnauthorizedError, StatusConflictError
 from domain.signatures import CLOCK_SKEW, ActionSignature, Role, proves, signer_problem
+from storage.certificates import CertificateStore
 from storage.people import active_person
-from storage.refund_requests import RegisteredRequest
+from storage.refund_requests import (
+    RegisteredRequest,
+    authorized_request,
+    find_request,
+    record_authorization,
+    register_request,
+)
+from storage.repairs import claimed_completion
 from workflows.business_days import BusinessCalendar
 from workflows.contract import SUBMIT, RefundRequest, request_text
 from workflows.policy import evaluate, review_deadline, still_refundable
@@ -158,3 +167,53 @@ def signature_of(request: RefundRequest) -> ActionSignature:
 def refuse_if(problem: str | None) -> None:
     if problem is not None:
         raise PaymentUnauthorizedError(problem)
+
+
+def authorized_by_repair(
+    conn: Connection, store: CertificateStore, refund_id: str, certificate_id: str, now: datetime
+) -> RegisteredRequest:
+    """An operator's ``refunds repair`` completes books an earlier run left unfinished: the order
+    is the system of record's own row, claimed by this refund's run, and its operator is an
+    operator in the directory now. The order takes the certificate's hold if no refund holds it
+    (books that paid on a certificate still usable). Recorded as the refund's authorization."""
+    found = authorized_request(conn, refund_id)
+    if found is not None and found.certificate_id == certificate_id:
+        return found
+    order = claimed_completion(conn, refund_id, certificate_id)
+    if order is None:
+        raise PaymentUnauthorizedError(
+            f"no repair order of {refund_id} for certificate {certificate_id} was recorded "
+            "and claimed"
+        )
+    person = active_person(conn, order.operator)
+    if person is None or person.role is not Role.OPERATOR:
+        raise PaymentUnauthorizedError(f"{order.operator} is not an operator in the directory")
+    certificate = store.get_in(conn, certificate_id)
+    if certificate.held_by != refund_id and certificate.released_by != refund_id:
+        try:
+            store.hold_in(conn, certificate_id, refund_id)
+        except StatusConflictError as err:
+            raise PaymentUnauthorizedError(str(err)) from None
+    mark = f"repair-{order.at:%Y%m%dT%H%M%S%f}"
+    register_request(
+        conn,
+        refund_id=refund_id,
+        fingerprint=mark,
+        certificate=certificate,
+        requester=certificate.owner,
+        signed_at=order.at,
+        now=now,
+        run_id=order.claimed_by_run,
+    )
+    registered = find_request(conn, refund_id, mark)
+    assert registered is not None
+    record_authorization(
+        conn,
+        registered,
+        evidence="repair",
+        approved_by=order.operator,
+        approval_fingerprint=None,
+        approval_signed_at=order.at,
+        now=now,
+    )
+    return find_request(conn, refund_id, mark) or registered

@@ -265,7 +265,7 @@ def main() -> None:
     if min(args.refunds, args.parked, args.samples, args.rounds) < 1:
         parser.error("--refunds, --parked, --samples and --rounds must be at least 1")
     if args.quick:
-        args.refunds, args.parked, args.samples, args.settle, args.rounds = 100, 200, 20, 0, 1
+        args.refunds, args.parked, args.samples, args.settle, args.rounds = 40, 60, 10, 0, 1
     with tempfile.TemporaryDirectory(prefix="refunds-bench-") as scratch:
         results = asyncio.run(bench(args, Path(scratch)))
     show(results)
