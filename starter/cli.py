@@ -25,6 +25,7 @@ from starter import (
     cli_system,
 )
 from starter.errors import UserError
+from storage.private_files import PrivateFileError
 
 app = typer.Typer(
     name="refunds",
@@ -75,6 +76,9 @@ def run(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"refunds: error: {one_line(str(err))}", file=sys.stderr)
         return err.exit_code
+    except PrivateFileError as err:
+        print(f"refunds: error: {one_line(str(err))}", file=sys.stderr)
+        return 1
     except typer.TyperException as err:
         if type(err).__name__ == "NoArgsIsHelpError":
             print(err.format_message())

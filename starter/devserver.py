@@ -32,6 +32,7 @@ from starter.errors import UserError
 from starter.local_keys import encryption_codec
 from starter.local_world import local_world_ports, ring_refunds, start_local_world
 from starter.schedules import RECONCILIATION_SCHEDULE, ensure_reconciliation_schedule
+from storage.private_files import PRIVATE_UMASK, private_database_file
 from tuning import worker_runtime
 from worker import build_worker
 from workflows.search_attributes import DEV_SERVER_TYPES
@@ -173,9 +174,11 @@ async def run_up(
                 "--console-port / REFUNDS_ALIPAY_SIMULATOR_PORT / REFUNDS_BANK_SIMULATOR_PORT / "
                 "REFUNDS_WEBHOOK_PORT"
             )
-    options.database_file.parent.mkdir(parents=True, exist_ok=True)
+    private_database_file(options.database_file, create=False)
     codec_endpoint = await start_codec_endpoint(settings, options)
-    process = subprocess.Popen(server_command(options), stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        server_command(options), stdin=subprocess.DEVNULL, umask=PRIVATE_UMASK
+    )
     stack = contextlib.AsyncExitStack()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

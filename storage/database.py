@@ -1,4 +1,5 @@
-"""Engines for the system of record: SQLite by default (WAL, busy timeout), any SQLAlchemy URL."""
+"""Engines for the system of record: SQLite by default (WAL, busy timeout, its files private to
+their owner), any SQLAlchemy URL."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from storage.private_files import private_database_file
 from storage.schema import metadata
 
 _engines: dict[str, Engine] = {}
@@ -28,7 +30,7 @@ def _create(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        private_database_file(Path(parsed.database))
     engine = create_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -22,6 +23,17 @@ def system(tmp_path_factory) -> Iterator[System]:
 
 def test_up_prints_the_web_ui_address(system):
     assert f"http://localhost:{system.ui_port}/namespaces/default/workflows" in system.banner
+
+
+def test_up_keeps_the_system_of_record_and_temporals_database_private(system):
+    """Support contacts, notices, the people table and password hashes are the owner's alone."""
+    assert stat.S_IMODE(system.workdir.stat().st_mode) == 0o700
+    for name in ("refunds.db", "temporal.db"):
+        files = [system.workdir / name, *system.workdir.glob(f"{name}-*")]
+        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {
+            f.name: 0o600 for f in files
+        }
+        assert len(files) > 1, files  # the WAL's files were made, and are private too
 
 
 def test_up_gives_every_configured_person_and_demo_owner_a_signing_key(system):
