@@ -30,6 +30,7 @@ from activities.alipay_signing import (
     verify,
 )
 from activities.gateways import ChannelAnswer, ChannelOutcome, ChannelRefund, ChannelUnknownError
+from activities.http_answers import bounded_body
 from domain.certificates import Channel
 from settings import Settings
 
@@ -39,7 +40,6 @@ BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 REFUND = "alipay.trade.refund"
 QUERY = "alipay.trade.fastpay.refund.query"
 CENT = Decimal("0.01")
-MAX_BODY_BYTES = 64 * 1024
 MAX_MESSAGE = 200
 NO_FUND_CHANGE_RETRY = 10.0
 """Alipay asks for a query, not a resend, after ``fund_change`` N, and not within 10 seconds."""
@@ -257,14 +257,7 @@ class AlipayChannel:
         ) as response:
             if response.status_code != 200:
                 return response.status_code, b""
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise httpx.DecodingError("answer too large")
-                chunks.append(chunk)
-            return 200, b"".join(chunks)
+            return 200, await bounded_body(response)
 
 
 def out_request_no(idempotency_key: str) -> str:

@@ -44,6 +44,7 @@ import httpx
 import structlog
 
 from activities.gateways import ChannelAnswer, ChannelOutcome, ChannelRefund, ChannelUnknownError
+from activities.http_answers import bounded_body
 from activities.secret_files import read_secret_text
 from domain.certificates import Channel
 from settings import Settings
@@ -53,7 +54,6 @@ log = structlog.get_logger("refunds.bank")
 CENT = Decimal("0.01")
 CURRENCY = "CNY"
 MAX_KEY = 255
-MAX_BODY_BYTES = 64 * 1024
 MAX_REASON = 200
 MAX_MESSAGE = 200
 MAX_RETRY_AFTER = 3600.0
@@ -233,7 +233,7 @@ class BankChannel:
                 ) as response:
                     status = response.status_code
                     retry_after = _retry_after(response.headers.get("Retry-After"))
-                    raw = await _bounded(response)
+                    raw = await bounded_body(response)
         except (TimeoutError, httpx.HTTPError, OSError) as err:
             log.warning("bank_no_answer", method=method, key=key, error=type(err).__name__)
             raise ChannelUnknownError(
@@ -299,14 +299,3 @@ def _retry_after(value: str | None) -> float | None:
     if not digits or not digits.isascii() or not digits.isdigit():
         return None
     return MAX_RETRY_AFTER if len(digits) > 4 else min(float(digits), MAX_RETRY_AFTER)
-
-
-async def _bounded(response: httpx.Response) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise httpx.DecodingError("answer too large")
-        chunks.append(chunk)
-    return b"".join(chunks)
