@@ -909,3 +909,11 @@ def test_key_files_readable_by_others_or_malformed_are_refused(keys, tmp_path, d
 
 def _is_a_payment_channel(channel: AlipayChannel) -> PaymentChannel:
     return channel
+
+
+async def test_an_answer_larger_than_alipay_sends_is_not_read_and_not_believed(keys):
+    oversized = refund_answer(keys, fund_change="Y") + " " * (64 * 1024)
+    async with scripted(oversized) as client:
+        alipay = make_channel(URL, keys, client=client)
+        with pytest.raises(ChannelUnknownError, match="DecodingError"):
+            await alipay.refund(order(alipay))
